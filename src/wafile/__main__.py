@@ -1,0 +1,3 @@
+from wafile.cli import main
+
+main()

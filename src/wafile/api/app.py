@@ -1,0 +1,63 @@
+"""The app factory: one FastAPI app per `Settings`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from wafile import __version__
+from wafile.api.context import AppContext
+from wafile.api.metrics import HttpMetrics
+from wafile.api.middleware import RequestContextMiddleware
+from wafile.api.problems import install_problem_handlers
+from wafile.api.routers import account, health
+from wafile.clock import Clock, SystemClock
+from wafile.config import Settings
+from wafile.db.engine import create_engine, session_factory
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """
+wafile sends files to people over WhatsApp, falls back to SMS, keeps the files in its
+own media store and reports what happened to every message.
+
+Authenticate with an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+Every error is an RFC 9457 `application/problem+json` document with a stable `code`.
+"""
+
+
+def create_app(
+    settings: Settings, *, clock: Clock | None = None, engine: AsyncEngine | None = None
+) -> FastAPI:
+    engine = engine or create_engine(settings.effective_database_url)
+    metrics = HttpMetrics()
+    ctx = AppContext(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        clock=clock or SystemClock(),
+        metrics=metrics,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="wafile",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.include_router(health.router)
+    app.include_router(account.router)
+    return app

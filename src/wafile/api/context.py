@@ -1,0 +1,22 @@
+"""What one running app holds: settings, database, clock and metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from wafile.api.metrics import HttpMetrics
+from wafile.clock import Clock
+from wafile.config import Settings
+
+__all__ = ["AppContext"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppContext:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    metrics: HttpMetrics

@@ -1,0 +1,190 @@
+"""Settings: read once from the environment (and an optional `.env`), then passed down.
+
+Every option is a `WAFILE_*` variable; docs/configuration.md lists them all. Defaults
+serve the embedded case with no configuration: SQLite and media under `./var`, the
+built-in emulators (sandbox) and http://127.0.0.1:8000.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from wafile.errors import ConfigError
+
+__all__ = ["LogFormat", "Settings", "load_settings"]
+
+SECRET_FILE = "secret_key"
+MIN_SECRET_LEN = 32
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+LogLevel = Annotated[str, Field(pattern=r"^(?i:debug|info|warning|error|critical)$")]
+
+
+class Settings(BaseSettings):
+    """All of wafile's options. Build with `load_settings()`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WAFILE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    data_dir: Path = Path("./var")
+    database_url: str = ""
+    media_url: str = ""
+    public_url: str = ""
+    secret_key: str = Field(default="", repr=False)
+    sandbox: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: LogLevel = "info"
+    log_format: LogFormat = LogFormat.TEXT
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        # Accept the plain scheme people copy from elsewhere; wafile is async-only.
+        for plain, driver in (
+            ("sqlite://", "sqlite+aiosqlite://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+        ):
+            if value.startswith(plain):
+                return driver + value[len(plain) :]
+        if value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            return value
+        raise ValueError("must be a sqlite:/// or postgresql:// URL")
+
+    @field_validator("media_url")
+    @classmethod
+    def _media_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("file://", "s3://", "memory://")):
+            raise ValueError("must be a file://, s3:// or memory:// URL")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: str) -> str:
+        if value and len(value) < MIN_SECRET_LEN:
+            raise ValueError(f"must be at least {MIN_SECRET_LEN} characters")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        return value.upper()
+
+    # Derived values: one place decides what an empty option means.
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'wafile.db').resolve()}"
+
+    @property
+    def effective_media_url(self) -> str:
+        return self.media_url or (self.data_dir / "media").resolve().as_uri()
+
+    @property
+    def effective_public_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def with_overrides(self, **values: Any) -> Settings:
+        """A copy with CLI overrides (`serve --host/--port`), validated like the rest."""
+        given = {k: v for k, v in values.items() if v is not None}
+        if not given:
+            return self
+        merged = self.model_dump() | given
+        try:
+            return Settings.model_validate(merged)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line naming the variable, e.g. `WAFILE_PORT: Input should be ...`."""
+    parts = []
+    for err in exc.errors():
+        name = "WAFILE_" + "_".join(str(p) for p in err["loc"]).upper()
+        msg = err["msg"].removeprefix("Value error, ")
+        # Never echo the secret back, even a malformed one.
+        shown = "" if name == "WAFILE_SECRET_KEY" else f" (got {err.get('input')!r})"
+        parts.append(f"{name}: {msg}{shown}")
+    return "; ".join(parts)
+
+
+def load_settings(*, env_file: str | Path | None = ".env", ensure_secret: bool = True) -> Settings:
+    """Read the settings; raise `ConfigError` with one clear line on bad input.
+
+    When `WAFILE_SECRET_KEY` is unset, a random key is generated once into
+    `<data dir>/secret_key` (mode 0600) and read back on later starts, so signed links
+    and encrypted secrets survive restarts.
+    """
+    try:
+        settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    if ensure_secret and not settings.secret_key:
+        settings = settings.model_copy(update={"secret_key": _stored_secret(settings.data_dir)})
+    return settings
+
+
+def _stored_secret(data_dir: Path) -> str:
+    path = data_dir / SECRET_FILE
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            # Write aside, then link into place: link() fails if another process won the
+            # race, so every process ends up reading the same complete key.
+            tmp = data_dir / f".{SECRET_FILE}.{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48) + "\n")
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        value = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"WAFILE_DATA_DIR: cannot create or read {path.name} in {data_dir}: {exc.strerror}"
+        ) from None
+    if len(value) < MIN_SECRET_LEN:
+        raise ConfigError(
+            f"WAFILE_SECRET_KEY: the key stored in {path} is shorter than {MIN_SECRET_LEN} "
+            "characters; delete the file to generate a new one"
+        )
+    return value

@@ -1,0 +1,108 @@
+"""Engines and sessions for SQLite (aiosqlite, WAL) and PostgreSQL (asyncpg).
+
+SQLite gets one pooled connection: SQLite has a single write lock, and several pooled
+connections fighting over it were measured slower than one (DESIGN.md). Transactions
+on SQLite start with BEGIN IMMEDIATE, so a transaction that reads and then writes
+waits for the lock up front (busy_timeout) instead of failing half-way when another
+process (the CLI, a second server) wrote in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+
+from wafile.errors import ServiceUnavailable
+
+__all__ = [
+    "create_engine",
+    "database_errors",
+    "ping",
+    "safe_url",
+    "session_factory",
+    "transaction",
+]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = _create_async_engine(
+            parsed, pool_size=1, max_overflow=0, pool_timeout=60, **kwargs
+        )
+        _configure_sqlite(engine)
+        return engine
+    return _create_async_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, **kwargs)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver (see the module docstring).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def transaction(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """One unit of work for an edge (request, CLI command, job): commit or roll back."""
+    with database_errors():
+        async with sessions() as session, session.begin():
+            yield session
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Turn driver failures to reach the database into `ServiceUnavailable`."""
+    try:
+        yield
+    except (OperationalError, OSError, ConnectionError) as exc:
+        raise ServiceUnavailable(f"the database cannot be reached: {_reason(exc)}") from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise ServiceUnavailable("the database connection was lost") from exc
+        raise
+
+
+def _reason(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc
+    text_ = str(inner).strip().splitlines()
+    return text_[0] if text_ else type(inner).__name__
+
+
+async def ping(engine: AsyncEngine) -> None:
+    with database_errors():
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))

@@ -1,0 +1,59 @@
+"""Apply the Alembic migrations in `migrations/` from code (`wafile migrate`, `serve`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from wafile.db.engine import database_errors
+
+__all__ = ["MIGRATIONS", "alembic_config", "current_revision", "downgrade", "head", "upgrade"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def head() -> str:
+    revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert revision is not None
+    return revision
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    await _run(engine, command.upgrade, revision)
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    await _run(engine, command.downgrade, revision)
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    with database_errors():
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+
+
+async def _run(engine: AsyncEngine, fn: Any, revision: str) -> None:
+    def run(sync_conn: Connection) -> None:
+        cfg = alembic_config()
+        # env.py uses this connection instead of opening its own.
+        cfg.attributes["connection"] = sync_conn
+        fn(cfg, revision)
+
+    with database_errors():
+        async with engine.begin() as conn:
+            await conn.run_sync(run)

@@ -1,0 +1,151 @@
+"""The one error tree of wafile.
+
+Every error that wafile raises on purpose is a `WafileError`. Each class has a stable
+machine `code` and the HTTP `status` it maps to; its docstring is its title (the
+default human message). Services raise these; each API family renders them once in its
+own envelope (the native API as RFC 9457 problem+json). Nothing below raises
+`HTTPException`.
+
+    WafileError                      500 internal_error
+    ├── ConfigError                  500 config_error        (start-up only)
+    ├── ServiceUnavailable           503 service_unavailable
+    └── ClientError                  400 bad_request
+        ├── Unauthorized             401 unauthorized
+        ├── Forbidden                403 forbidden
+        ├── NotFound                 404 not_found
+        │   ├── AccountNotFound      404 account_not_found
+        │   └── ApiKeyNotFound       404 api_key_not_found
+        ├── MethodNotAllowed         405 method_not_allowed
+        ├── Conflict                 409 conflict
+        │   └── AccountExists        409 account_exists
+        └── ValidationFailed         422 validation_error
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AccountExists",
+    "AccountNotFound",
+    "ApiKeyNotFound",
+    "ClientError",
+    "ConfigError",
+    "Conflict",
+    "Forbidden",
+    "MethodNotAllowed",
+    "NotFound",
+    "ServiceUnavailable",
+    "Unauthorized",
+    "ValidationFailed",
+    "WafileError",
+    "catalogue",
+]
+
+
+class WafileError(Exception):
+    """Internal server error."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        self.detail = detail or self.title()
+        # Extension members for the problem document (e.g. `errors`, `limit`).
+        self.extra = extra
+        super().__init__(self.detail)
+
+    @classmethod
+    def title(cls) -> str:
+        return (cls.__doc__ or cls.__name__).strip().splitlines()[0].rstrip(".")
+
+
+class ConfigError(WafileError):
+    """Invalid configuration."""
+
+    code = "config_error"
+
+
+class ServiceUnavailable(WafileError):
+    """Service unavailable."""
+
+    code = "service_unavailable"
+    status = 503
+
+
+class ClientError(WafileError):
+    """Bad request."""
+
+    code = "bad_request"
+    status = 400
+
+
+class Unauthorized(ClientError):
+    """Missing, invalid or revoked API key."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(ClientError):
+    """Not allowed."""
+
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(ClientError):
+    """Not found."""
+
+    code = "not_found"
+    status = 404
+
+
+class AccountNotFound(NotFound):
+    """Account not found."""
+
+    code = "account_not_found"
+
+
+class ApiKeyNotFound(NotFound):
+    """API key not found."""
+
+    code = "api_key_not_found"
+
+
+class MethodNotAllowed(ClientError):
+    """Method not allowed."""
+
+    code = "method_not_allowed"
+    status = 405
+
+
+class Conflict(ClientError):
+    """Conflict with the current state."""
+
+    code = "conflict"
+    status = 409
+
+
+class AccountExists(Conflict):
+    """An account with this name already exists."""
+
+    code = "account_exists"
+
+
+class ValidationFailed(ClientError):
+    """The request is not valid."""
+
+    code = "validation_error"
+    status = 422
+
+
+def catalogue() -> dict[str, type[WafileError]]:
+    """Every error class by code, for the `/problems/{code}` pages and the docs."""
+    found: dict[str, type[WafileError]] = {}
+    stack: list[type[WafileError]] = [WafileError]
+    while stack:
+        cls = stack.pop()
+        found[cls.code] = cls
+        stack.extend(cls.__subclasses__())
+    return found
