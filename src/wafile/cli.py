@@ -49,8 +49,8 @@ keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_a
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 clock = SystemClock()
 
 P = ParamSpec("P")
@@ -213,8 +213,9 @@ def accounts_list(
             found = await accounts.list_all(session)
         if as_json:
             for a in found:
-                print(json.dumps({"id": a.id, "name": a.name,
-                                  "created_at": a.created_at.isoformat()}))
+                print(
+                    json.dumps({"id": a.id, "name": a.name, "created_at": a.created_at.isoformat()})
+                )
             return
         table = Table("name", "id", "created")
         for a in found:
@@ -249,12 +250,17 @@ def keys_create(
 
 
 def _key_json(k: ApiKey) -> str:
-    return json.dumps({
-        "id": k.id, "prefix": k.prefix, "account": k.account_name, "name": k.name,
-        "created_at": k.created_at.isoformat(),
-        "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
-        "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
-    })
+    return json.dumps(
+        {
+            "id": k.id,
+            "prefix": k.prefix,
+            "account": k.account_name,
+            "name": k.name,
+            "created_at": k.created_at.isoformat(),
+            "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+            "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+        }
+    )
 
 
 @keys_app.command("list")
@@ -276,8 +282,9 @@ def keys_list(
         table = Table("prefix", "account", "name", "created", "last used", "status")
         for k in found:
             status = f"revoked {_when(k.revoked_at)}" if k.revoked_at else "active"
-            table.add_row(k.prefix, k.account_name, k.name, _when(k.created_at),
-                          _when(k.last_used_at), status)
+            table.add_row(
+                k.prefix, k.account_name, k.name, _when(k.created_at), _when(k.last_used_at), status
+            )
         out.print(table)
 
     _run(run())

@@ -20,7 +20,7 @@ from wafile.errors import ConfigError
 
 __all__ = ["LogFormat", "Settings", "load_settings"]
 
-SECRET_FILE = "secret_key"
+SECRET_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 MIN_SECRET_LEN = 32
 
 
@@ -152,7 +152,7 @@ def load_settings(*, env_file: str | Path | None = ".env", ensure_secret: bool =
     and encrypted secrets survive restarts.
     """
     try:
-        settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     if ensure_secret and not settings.secret_key:

@@ -25,7 +25,11 @@ request_id_var: ContextVar[str | None] = ContextVar("wafile_request_id", default
 _BEARER_RE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 # Attributes every record has, and uvicorn's duplicate coloured message: not extras.
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {
-    "message", "asctime", "request_id", "color_message", "taskName",
+    "message",
+    "asctime",
+    "request_id",
+    "color_message",
+    "taskName",
 }
 
 

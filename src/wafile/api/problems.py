@@ -99,9 +99,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = _validation_errors(exc)
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        where = ".".join(first["loc"])
-        detail = f"{where}: {first['msg']}" if where else first["msg"]
+        where = ".".join(errors[0]["loc"]) if errors else ""
+        msg = str(errors[0]["msg"]) if errors else "invalid request"
+        detail = f"{where}: {msg}" if where else msg
         error = ValidationFailed(detail, errors=errors)
         return problem_response(error, instance=request.url.path)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,8 +25,8 @@ _COLUMNS = (
 )
 
 
-def _select(*extra: object) -> Select[tuple[object, ...]]:
-    return select(*_COLUMNS, *extra).join(AccountRow, AccountRow.id == ApiKeyRow.account_id)  # type: ignore[arg-type]
+def _select(*extra: Any) -> Select[Any]:
+    return select(*_COLUMNS, *extra).join(AccountRow, AccountRow.id == ApiKeyRow.account_id)
 
 
 def _key(row: object) -> ApiKey:

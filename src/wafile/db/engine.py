@@ -42,11 +42,12 @@ def safe_url(url: str | URL) -> str:
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        pool: dict[str, Any] = {}
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = _create_async_engine(
-            parsed, pool_size=1, max_overflow=0, pool_timeout=60, **kwargs
-        )
+            pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60}
+        # (":memory:" gets SQLAlchemy's StaticPool: one connection by construction.)
+        engine = _create_async_engine(parsed, **pool, **kwargs)
         _configure_sqlite(engine)
         return engine
     return _create_async_engine(parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel
@@ -12,8 +13,9 @@ from wafile.api.problems import PROBLEM_JSON
 
 router = APIRouter(prefix="/v1", tags=["account"])
 
-UNAUTHORIZED = {401: {"description": "Missing, invalid or revoked API key",
-                      "content": {PROBLEM_JSON: {}}}}
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, invalid or revoked API key", "content": {PROBLEM_JSON: {}}}
+}
 
 
 class AccountOut(BaseModel):
@@ -22,7 +24,11 @@ class AccountOut(BaseModel):
     created_at: datetime
 
 
-@router.get("/account", response_model=AccountOut, responses=UNAUTHORIZED,
-            summary="The account the API key acts for")
+@router.get(
+    "/account",
+    response_model=AccountOut,
+    responses=UNAUTHORIZED,
+    summary="The account the API key acts for",
+)
 async def get_account(account: ApiKeyAuth) -> AccountOut:
     return AccountOut(id=account.id, name=account.name, created_at=account.created_at)

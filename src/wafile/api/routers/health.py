@@ -30,8 +30,9 @@ async def readyz(ctx: ContextDep) -> JSONResponse:
     ok = all(c.ok for c in checks)
     body: dict[str, Any] = {
         "status": "ok" if ok else "unavailable",
-        "checks": {c.name: {"ok": c.ok, **({"detail": c.detail} if c.detail else {})}
-                   for c in checks},
+        "checks": {
+            c.name: {"ok": c.ok, **({"detail": c.detail} if c.detail else {})} for c in checks
+        },
     }
     return JSONResponse(body, status_code=200 if ok else 503)
 
