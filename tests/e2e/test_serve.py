@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port
+from tests.support import free_port
 
 WAFILE = str(Path(sys.executable).parent / "wafile")
 

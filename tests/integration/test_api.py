@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import LiveServer, make_settings
+from tests.support import LiveServer, make_settings
 from wafile.db import migrate
 from wafile.db.engine import create_engine, session_factory, transaction
 from wafile.services.accounts import accounts

@@ -1,0 +1,160 @@
+"""Authenticated requests per second: `GET /v1/account` against `wafile serve`.
+
+Every native API call pays this cost (key lookup + hash check + one transaction), so
+it is the floor under all of them. The server is a separate process (as in
+production), the load generator shares the machine's two cores with it. Runs on a
+throw-away SQLite database by default, or on `--database-url` (e.g. a PostgreSQL
+database created for it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from rich.progress import Progress
+
+from tests.support import TEST_SECRET, free_port, make_settings
+from wafile.db import migrate
+from wafile.db.engine import create_engine, session_factory, transaction
+from wafile.services.accounts import accounts
+from wafile.services.api_keys import api_keys
+
+
+async def prepare(database_url: str, tmp: Path) -> str:
+    settings = make_settings(tmp, database_url)
+    engine = create_engine(settings.effective_database_url)
+    await migrate.upgrade(engine)
+    async with transaction(session_factory(engine)) as s:
+        await accounts.ensure(s, "bench", now=datetime.now(UTC))
+        key = (await api_keys.create(s, account_name="bench", now=datetime.now(UTC))).plaintext
+    await engine.dispose()
+    return key
+
+
+def serve(database_url: str, tmp: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WAFILE_")},
+        "WAFILE_DATABASE_URL": database_url,
+        "WAFILE_DATA_DIR": str(tmp / "var"),
+        "WAFILE_SECRET_KEY": TEST_SECRET,
+        "WAFILE_SANDBOX": "false",
+        "WAFILE_LOG_LEVEL": "warning",
+    }
+    cmd = [sys.executable, "-m", "wafile", "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("wafile serve did not start")
+
+
+async def hammer(url: str, path: str, key: str, total: int, concurrency: int) -> list[float]:
+    latencies: list[float] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(total):
+        queue.put_nowait(i)
+    limits = httpx.Limits(max_connections=concurrency)
+    with Progress() as progress:
+        task = progress.add_task(f"GET {path}", total=total)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+
+            async def worker() -> None:
+                while not queue.empty():
+                    queue.get_nowait()
+                    t0 = time.perf_counter()
+                    resp = await http.get(path, headers={"X-API-Key": key})
+                    latencies.append(time.perf_counter() - t0)
+                    resp.raise_for_status()
+                    progress.advance(task)
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies
+
+
+def with_wrk(url: str, key: str, seconds: int, concurrency: int) -> str:
+    """wrk (a C load generator) leaves more CPU to the server than Python can."""
+    result = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{seconds}s",
+            "--latency",
+            "-H",
+            f"X-API-Key: {key}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    out = result.stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"50%\s+(\S+)", out)
+    p99 = re.search(r"99%\s+(\S+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise SystemExit(f"{non2xx.group(1)} requests failed:\n{out}")
+    return (
+        f"rps={float(rps.group(1)) if rps else 0:.0f} p50={p50.group(1) if p50 else '?'} "
+        f"p99={p99.group(1) if p99 else '?'} tool=wrk"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--path", default="/v1/account", help="e.g. /healthz for a baseline")
+    parser.add_argument("--seconds", type=int, default=10, help="duration with wrk")
+    args = parser.parse_args()
+    use_wrk = shutil.which("wrk") is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+        key = asyncio.run(prepare(url, Path(tmp)))
+        port = free_port()
+        server = serve(url, Path(tmp), port)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            if use_wrk:
+                figures = with_wrk(base + args.path, key, args.seconds, args.concurrency)
+            else:
+                t0 = time.perf_counter()
+                lat = asyncio.run(hammer(base, args.path, key, args.requests, args.concurrency))
+                elapsed = time.perf_counter() - t0
+                q = statistics.quantiles(sorted(lat), n=100)
+                figures = (
+                    f"rps={len(lat) / elapsed:.0f} p50={q[49] * 1000:.1f}ms "
+                    f"p99={q[98] * 1000:.1f}ms tool=httpx (client-bound; install wrk)"
+                )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    backend = url.split(":", 1)[0]
+    print(
+        f"auth_requests path={args.path} backend={backend} concurrency={args.concurrency} "
+        f"{figures} (server and load generator share the machine's 2 cores)"
+    )
+
+
+if __name__ == "__main__":
+    main()
