@@ -10,15 +10,23 @@ own envelope (the native API as RFC 9457 problem+json). Nothing below raises
     ├── ConfigError                  500 config_error        (start-up only)
     ├── ServiceUnavailable           503 service_unavailable
     └── ClientError                  400 bad_request
+        ├── EmptyFile                400 empty_file
+        ├── MalformedUpload          400 malformed_upload
         ├── Unauthorized             401 unauthorized
         ├── Forbidden                403 forbidden
+        │   └── LinkInvalid          403 link_invalid
         ├── NotFound                 404 not_found
         │   ├── AccountNotFound      404 account_not_found
-        │   └── ApiKeyNotFound       404 api_key_not_found
+        │   ├── ApiKeyNotFound       404 api_key_not_found
+        │   └── MediaNotFound        404 media_not_found
         ├── MethodNotAllowed         405 method_not_allowed
         ├── Conflict                 409 conflict
         │   └── AccountExists        409 account_exists
+        ├── PayloadTooLarge          413 payload_too_large
+        ├── UnsupportedMediaType     415 unsupported_media_type
+        ├── RangeNotSatisfiable      416 range_not_satisfiable
         └── ValidationFailed         422 validation_error
+            └── MediaTypeMismatch    422 media_type_mismatch
 """
 
 from __future__ import annotations
@@ -32,11 +40,19 @@ __all__ = [
     "ClientError",
     "ConfigError",
     "Conflict",
+    "EmptyFile",
     "Forbidden",
+    "LinkInvalid",
+    "MalformedUpload",
+    "MediaNotFound",
+    "MediaTypeMismatch",
     "MethodNotAllowed",
     "NotFound",
+    "PayloadTooLarge",
+    "RangeNotSatisfiable",
     "ServiceUnavailable",
     "Unauthorized",
+    "UnsupportedMediaType",
     "ValidationFailed",
     "WafileError",
     "catalogue",
@@ -138,6 +154,57 @@ class ValidationFailed(ClientError):
 
     code = "validation_error"
     status = 422
+
+
+class EmptyFile(ClientError):
+    """The file is empty."""
+
+    code = "empty_file"
+
+
+class MalformedUpload(ClientError):
+    """The upload body is truncated or malformed."""
+
+    code = "malformed_upload"
+
+
+class LinkInvalid(Forbidden):
+    """The download link has expired or was altered."""
+
+    code = "link_invalid"
+
+
+class MediaNotFound(NotFound):
+    """Media not found."""
+
+    code = "media_not_found"
+
+
+class PayloadTooLarge(ClientError):
+    """The file is larger than this server accepts."""
+
+    code = "payload_too_large"
+    status = 413
+
+
+class UnsupportedMediaType(ClientError):
+    """wafile does not carry files of this type."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
+class RangeNotSatisfiable(ClientError):
+    """The requested range is not within the file."""
+
+    code = "range_not_satisfiable"
+    status = 416
+
+
+class MediaTypeMismatch(ValidationFailed):
+    """The claimed type contradicts the file's content."""
+
+    code = "media_type_mismatch"
 
 
 def catalogue() -> dict[str, type[WafileError]]:
