@@ -41,6 +41,8 @@ class LiveServer:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Links the server builds (signed download URLs) must point at this server.
+        settings = settings.with_overrides(host="127.0.0.1", port=self.port)
         config = uvicorn.Config(
             create_app(settings, clock=clock),
             host="127.0.0.1",

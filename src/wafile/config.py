@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -53,6 +54,14 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: LogLevel = "info"
     log_format: LogFormat = LogFormat.TEXT
+    # Media store
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    media_retention_days: float = Field(default=30, gt=0)
+    link_lifetime_seconds: int = Field(default=3600, ge=1, le=366 * 24 * 3600)
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = Field(default="", repr=False)
 
     @field_validator("database_url")
     @classmethod
@@ -117,6 +126,10 @@ class Settings(BaseSettings):
         return self.public_url or f"http://{self.host}:{self.port}"
 
     @property
+    def media_retention(self) -> timedelta:
+        return timedelta(days=self.media_retention_days)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
 
@@ -138,8 +151,9 @@ def _describe(exc: ValidationError) -> str:
     for err in exc.errors():
         name = "WAFILE_" + "_".join(str(p) for p in err["loc"]).upper()
         msg = err["msg"].removeprefix("Value error, ")
-        # Never echo the secret back, even a malformed one.
-        shown = "" if name == "WAFILE_SECRET_KEY" else f" (got {err.get('input')!r})"
+        # Never echo a secret back, even a malformed one.
+        secret = name in {"WAFILE_SECRET_KEY", "WAFILE_S3_SECRET_ACCESS_KEY"}
+        shown = "" if secret else f" (got {err.get('input')!r})"
         parts.append(f"{name}: {msg}{shown}")
     return "; ".join(parts)
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from wafile.db import migrate
+
 WAFILE = str(Path(sys.executable).parent / "wafile")
 
 
@@ -42,7 +44,7 @@ def test_accounts_and_keys_end_to_end(tmp_path: Path, db_env: dict[str, str]) ->
         assert refused.returncode == 1
         assert "run `wafile migrate`" in refused.stderr
         migrated = run(tmp_path, "migrate", env=db_env)
-        assert "base -> 0001" in migrated.stdout
+        assert f"base -> {migrate.head()}" in migrated.stdout
         assert "already at" in run(tmp_path, "migrate", env=db_env).stdout
     run(tmp_path, "accounts", "create", "acme", env=db_env)
     created = run(tmp_path, "keys", "create", "--account", "acme", "--name", "ci", env=db_env)

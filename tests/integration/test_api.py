@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support import LiveServer, make_settings
-from wafile.db import migrate
-from wafile.db.engine import create_engine, session_factory, transaction
+from wafile.api.app import create_app
+from wafile.config import Settings
+from wafile.db.engine import session_factory, transaction
+from wafile.errors import ConfigError
 from wafile.services.accounts import accounts
 from wafile.services.api_keys import api_keys
 
@@ -139,21 +142,29 @@ async def test_health_ready_metrics_openapi_docs(live_server: LiveServer) -> Non
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
-async def test_readyz_reports_an_unwritable_media_folder(tmp_path: Path, database_url: str) -> None:
-    (tmp_path / "blocker").write_text("a file where a folder should be")
-    settings = make_settings(
-        tmp_path, database_url, media_url=(tmp_path / "blocker" / "media").as_uri()
-    )
-    engine = create_engine(settings.effective_database_url)
-    await migrate.upgrade(engine)
-    await engine.dispose()
+async def test_readyz_reports_a_media_store_that_stopped_working(
+    tmp_path: Path, settings: Settings, engine: AsyncEngine
+) -> None:
+    media_dir = Path(settings.effective_media_url.removeprefix("file://"))
     with LiveServer(settings) as server:
         async with server.client() as http:
+            assert (await http.get("/readyz")).status_code == 200
+            shutil.rmtree(media_dir)
+            media_dir.write_text("a file where the media folder was")
             resp = await http.get("/readyz")
     assert resp.status_code == 503
     checks = resp.json()["checks"]
     assert checks["database"]["ok"] is True
     assert checks["media"]["ok"] is False and "not writable" in checks["media"]["detail"]
+
+
+def test_an_unusable_media_url_stops_the_app_with_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    settings = make_settings(
+        tmp_path, "sqlite://", media_url=(tmp_path / "blocker" / "media").as_uri()
+    )
+    with pytest.raises(ConfigError, match=r"^WAFILE_MEDIA_URL: "):
+        create_app(settings)
 
 
 async def test_readyz_reports_an_unreachable_database(tmp_path: Path) -> None:

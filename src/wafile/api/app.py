@@ -13,10 +13,11 @@ from wafile.api.context import AppContext
 from wafile.api.metrics import HttpMetrics
 from wafile.api.middleware import RequestContextMiddleware
 from wafile.api.problems import install_problem_handlers
-from wafile.api.routers import account, health
+from wafile.api.routers import account, health, media
 from wafile.clock import Clock, SystemClock
 from wafile.config import Settings
 from wafile.db.engine import create_engine, session_factory
+from wafile.services.media import open_media_store
 
 __all__ = ["create_app"]
 
@@ -33,6 +34,7 @@ def create_app(
     settings: Settings, *, clock: Clock | None = None, engine: AsyncEngine | None = None
 ) -> FastAPI:
     engine = engine or create_engine(settings.effective_database_url)
+    store = open_media_store(settings)
     metrics = HttpMetrics()
     ctx = AppContext(
         settings=settings,
@@ -40,6 +42,7 @@ def create_app(
         sessions=session_factory(engine),
         clock=clock or SystemClock(),
         metrics=metrics,
+        store=store,
     )
 
     @asynccontextmanager
@@ -60,4 +63,6 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     app.include_router(health.router)
     app.include_router(account.router)
+    app.include_router(media.router)
+    app.include_router(media.links)
     return app

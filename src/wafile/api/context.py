@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from wafile.api.metrics import HttpMetrics
 from wafile.clock import Clock
 from wafile.config import Settings
+from wafile.media.store import BlobStore
 
 __all__ = ["AppContext"]
 
@@ -20,3 +21,4 @@ class AppContext:
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock
     metrics: HttpMetrics
+    store: BlobStore

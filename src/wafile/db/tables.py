@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, MetaData, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from wafile.db.types import UTCDateTime
 
-__all__ = ["AccountRow", "ApiKeyRow", "Base"]
+__all__ = ["AccountRow", "ApiKeyRow", "Base", "BlobRow", "MediaRow"]
 
 # Named constraints, so migrations can refer to them on both databases.
 NAMING = {
@@ -52,3 +52,40 @@ class ApiKeyRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (Index("ix_api_keys_account_id", "account_id"),)
+
+
+class BlobRow(Base):
+    """One stored object per distinct content; `ref_count` media rows point at it."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    ref_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MediaRow(Base):
+    __tablename__ = "media"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("accounts.id", ondelete="CASCADE")
+    )
+    filename: Mapped[str] = mapped_column(Text)
+    mime_type: Mapped[str] = mapped_column(String(255))
+    category: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64), ForeignKey("blobs.sha256"))
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    whatsapp_sendable: Mapped[bool] = mapped_column(Boolean)
+    whatsapp_sent_as: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    whatsapp_reason: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        # Listing: an account's media newest first, paged by (created_at, id).
+        Index("ix_media_account_created", "account_id", "created_at", "id"),
+        Index("ix_media_expires_at", "expires_at"),
+        Index("ix_media_sha256", "sha256"),
+    )

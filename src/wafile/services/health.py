@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wafile.config import Settings
 from wafile.db.engine import ping
 from wafile.errors import WafileError
+from wafile.media.store import BlobStore, BlobStoreError
 
 __all__ = ["Check", "check_ready"]
 
@@ -25,8 +21,8 @@ class Check:
     detail: str = ""
 
 
-async def check_ready(engine: AsyncEngine, settings: Settings) -> list[Check]:
-    return [await _database(engine), await asyncio.to_thread(_media, settings)]
+async def check_ready(engine: AsyncEngine, store: BlobStore) -> list[Check]:
+    return list(await asyncio.gather(_database(engine), _media(store)))
 
 
 async def _database(engine: AsyncEngine) -> Check:
@@ -37,17 +33,10 @@ async def _database(engine: AsyncEngine) -> Check:
     return Check(name="database", ok=True)
 
 
-def _media(settings: Settings) -> Check:
-    url = urlparse(settings.effective_media_url)
-    if url.scheme != "file":
-        # Remote stores are checked by the media layer once it exists for them.
-        return Check(name="media", ok=True, detail=f"{url.scheme}:// store not probed")
-    folder = Path(unquote(url.path))
+async def _media(store: BlobStore) -> Check:
+    """Write and delete a marker object: the store takes files right now."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".ready-", dir=folder)
-        os.close(fd)
-        os.unlink(name)
-    except OSError as exc:
-        return Check(name="media", ok=False, detail=f"media folder not writable: {exc.strerror}")
+        await asyncio.wait_for(store.ping(), timeout=10)
+    except (BlobStoreError, TimeoutError) as exc:
+        return Check(name="media", ok=False, detail=f"media store not writable: {exc}")
     return Check(name="media", ok=True)

@@ -14,6 +14,7 @@ PUBLIC = {
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/problems/{code}"),
+    ("get", "/f/{media_id}"),  # signed download links: the signature is the credential
 }
 
 

@@ -22,11 +22,11 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Readiness: the database answers and the media folder is writable",
+    summary="Readiness: the database answers and the media store takes files",
     responses={503: {"description": "A dependency is down; `checks` says which"}},
 )
 async def readyz(ctx: ContextDep) -> JSONResponse:
-    checks = await check_ready(ctx.engine, ctx.settings)
+    checks = await check_ready(ctx.engine, ctx.store)
     ok = all(c.ok for c in checks)
     body: dict[str, Any] = {
         "status": "ok" if ok else "unavailable",

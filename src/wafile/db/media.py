@@ -1,0 +1,129 @@
+"""Media and blob repository: all SQL about stored files.
+
+Blobs are counted references: a media row holds one reference to the blob of its
+content. The count moves in the same transaction as the media row, so it is never
+out of step with the rows that exist.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wafile.core.media import Media
+from wafile.db.tables import BlobRow, MediaRow
+
+__all__ = ["MediaRepository"]
+
+
+def _media(row: MediaRow) -> Media:
+    return Media(
+        id=row.id,
+        account_id=row.account_id,
+        filename=row.filename,
+        mime_type=row.mime_type,
+        category=row.category,
+        sha256=row.sha256,
+        file_size=row.file_size,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        whatsapp_sendable=row.whatsapp_sendable,
+        whatsapp_sent_as=row.whatsapp_sent_as,
+        whatsapp_reason=row.whatsapp_reason,
+    )
+
+
+class MediaRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, media: Media) -> None:
+        """Insert the media row and take a reference on its blob (made if new)."""
+        insert = (
+            pg_insert if self._session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        )
+        stmt = insert(BlobRow).values(
+            sha256=media.sha256, size=media.file_size, ref_count=1, created_at=media.created_at
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[BlobRow.sha256], set_={"ref_count": BlobRow.ref_count + 1}
+        )
+        await self._session.execute(stmt)
+        self._session.add(
+            MediaRow(
+                id=media.id,
+                account_id=media.account_id,
+                filename=media.filename,
+                mime_type=media.mime_type,
+                category=media.category,
+                sha256=media.sha256,
+                file_size=media.file_size,
+                created_at=media.created_at,
+                expires_at=media.expires_at,
+                whatsapp_sendable=media.whatsapp_sendable,
+                whatsapp_sent_as=media.whatsapp_sent_as,
+                whatsapp_reason=media.whatsapp_reason,
+            )
+        )
+        await self._session.flush()
+
+    async def get(self, media_id: str, *, account_id: str | None) -> Media | None:
+        """One media row; scoped to `account_id` unless None (signed links, sweeps)."""
+        stmt = select(MediaRow).where(MediaRow.id == media_id)
+        if account_id is not None:
+            stmt = stmt.where(MediaRow.account_id == account_id)
+        row = await self._session.scalar(stmt)
+        return _media(row) if row else None
+
+    async def list_page(
+        self, *, account_id: str, limit: int, before: tuple[datetime, str] | None
+    ) -> list[Media]:
+        """Newest first; `before` is the (created_at, id) of the last item seen."""
+        stmt = select(MediaRow).where(MediaRow.account_id == account_id)
+        if before is not None:
+            at, last_id = before
+            stmt = stmt.where(
+                or_(
+                    MediaRow.created_at < at, and_(MediaRow.created_at == at, MediaRow.id < last_id)
+                )
+            )
+        stmt = stmt.order_by(MediaRow.created_at.desc(), MediaRow.id.desc()).limit(limit)
+        return [_media(row) for row in await self._session.scalars(stmt)]
+
+    async def remove(self, media: Media) -> int:
+        """Delete the row and drop its blob reference; returns the references left."""
+        await self._session.execute(delete(MediaRow).where(MediaRow.id == media.id))
+        left = await self._session.scalar(
+            update(BlobRow)
+            .where(BlobRow.sha256 == media.sha256)
+            .values(ref_count=BlobRow.ref_count - 1)
+            .returning(BlobRow.ref_count)
+        )
+        return int(left or 0)
+
+    async def expired(self, now: datetime, *, limit: int) -> list[Media]:
+        stmt = select(MediaRow).where(MediaRow.expires_at <= now).order_by(MediaRow.expires_at)
+        return [_media(row) for row in await self._session.scalars(stmt.limit(limit))]
+
+    async def claim_unreferenced_blob(self, sha256: str) -> bool:
+        """Lock and delete the blob row if nothing references it any more.
+
+        The caller deletes the stored object inside the same transaction, before
+        commit: an upload of the same content waits on this row lock and then
+        re-creates row and object, so no row ever points at a deleted object.
+        """
+        stmt = select(BlobRow.sha256).where(BlobRow.sha256 == sha256, BlobRow.ref_count <= 0)
+        if self._session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        if await self._session.scalar(stmt) is None:
+            return False
+        await self._session.execute(delete(BlobRow).where(BlobRow.sha256 == sha256))
+        return True
+
+    async def unreferenced_blobs(self, *, limit: int) -> list[str]:
+        stmt = select(BlobRow.sha256).where(BlobRow.ref_count <= 0).limit(limit)
+        return list(await self._session.scalars(stmt))

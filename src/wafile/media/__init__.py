@@ -1,0 +1,1 @@
+"""Media: ingest (stream, hash, sniff), the blob store, remote fetch."""
