@@ -339,3 +339,29 @@ async def test_list_is_paged_newest_first(live_server: LiveServer, key: str) -> 
         assert seen == list(reversed(made))
         bad = await http.get("/v1/media", headers=auth(key), params={"cursor": "!!"})
         assert_problem(bad, 422, "validation_error")
+
+
+async def test_a_slow_upload_does_not_block_other_requests(
+    live_server: LiveServer, key: str
+) -> None:
+    """The upload's bytes stream with no database connection held."""
+    release = asyncio.Event()
+
+    async def slow_body():  # type: ignore[no-untyped-def]
+        yield pdf(100)[:20]
+        await release.wait()
+        yield pdf(100)[20:]
+
+    async with live_server.client() as http:
+        pending = asyncio.create_task(
+            http.post(
+                "/v1/media",
+                content=slow_body(),
+                headers={**auth(key), "Content-Type": "application/pdf"},
+            )
+        )
+        await asyncio.sleep(0.3)  # the upload is now mid-body
+        other = await asyncio.wait_for(http.get("/v1/account", headers=auth(key)), timeout=5)
+        assert other.status_code == 200
+        release.set()
+        assert (await pending).status_code == 201

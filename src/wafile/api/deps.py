@@ -57,11 +57,13 @@ def presented_key(
 
 
 async def authenticated_account(
-    ctx: ContextDep,
-    session: SessionDep,
-    key: Annotated[str, Depends(presented_key)],
+    ctx: ContextDep, key: Annotated[str, Depends(presented_key)]
 ) -> Account:
-    return await api_keys.authenticate(session, key, now=ctx.clock.now())
+    # A short transaction of its own: the handler's session connects only when the
+    # handler first needs it, so an upload never holds the connection (SQLite has
+    # one) while its bytes stream in.
+    async with transaction(ctx.sessions) as session:
+        return await api_keys.authenticate(session, key, now=ctx.clock.now())
 
 
 ApiKeyAuth = Annotated[Account, Depends(authenticated_account)]
