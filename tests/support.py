@@ -5,17 +5,24 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wafile.api.app import create_app
 from wafile.clock import Clock
 from wafile.config import Settings
+from wafile.db.engine import session_factory, transaction
+from wafile.services.accounts import accounts
+from wafile.services.api_keys import api_keys
 
 TEST_SECRET = "test-secret-" + "x" * 40
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
+PROBLEM = "application/problem+json"
 
 
 def make_settings(tmp_path: Path, database_url: str, **extra: Any) -> Settings:
@@ -69,3 +76,22 @@ class LiveServer:
 
     def client(self, **kwargs: Any) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, timeout=10, **kwargs)
+
+
+async def make_key(engine: AsyncEngine, account: str = "acme") -> str:
+    """An API key for `account` (created if missing), made through the services."""
+    async with transaction(session_factory(engine)) as s:
+        await accounts.ensure(s, account, now=NOW)
+        return (await api_keys.create(s, account_name=account, now=NOW)).plaintext
+
+
+def assert_problem(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status and code; its body."""
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"] == PROBLEM
+    body = resp.json()
+    assert body["status"] == status and body["code"] == code
+    assert body["type"] == f"/problems/{code}"
+    assert body["title"] and body["detail"] and body["instance"]
+    assert body["request_id"] == resp.headers["x-request-id"]
+    return body

@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.support import LiveServer, make_settings
+from tests.support import NOW, LiveServer, assert_problem, make_key, make_settings
 from wafile.api.app import create_app
 from wafile.config import Settings
 from wafile.db.engine import session_factory, transaction
 from wafile.errors import ConfigError
-from wafile.services.accounts import accounts
 from wafile.services.api_keys import api_keys
-
-NOW = datetime(2026, 11, 23, tzinfo=UTC)
-PROBLEM = "application/problem+json"
-
-
-async def make_key(engine: AsyncEngine, account: str = "acme") -> str:
-    async with transaction(session_factory(engine)) as s:
-        await accounts.ensure(s, account, now=NOW)
-        return (await api_keys.create(s, account_name=account, now=NOW)).plaintext
-
-
-def assert_problem(resp, status: int, code: str) -> dict:  # type: ignore[no-untyped-def]
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"] == PROBLEM
-    body = resp.json()
-    assert body["status"] == status and body["code"] == code
-    assert body["type"] == f"/problems/{code}"
-    assert body["title"] and body["detail"] and body["instance"]
-    assert body["request_id"] == resp.headers["x-request-id"]
-    return body
 
 
 async def test_account_with_bearer_and_x_api_key(

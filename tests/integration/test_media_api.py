@@ -15,8 +15,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.test_api import assert_problem, make_key
-from tests.support import LiveServer, make_settings
+from tests.support import LiveServer, assert_problem, make_key, make_settings
 from wafile.clock import FixedClock
 from wafile.config import Settings
 
