@@ -21,13 +21,34 @@ from wafile.errors import (
     NotFound,
     ValidationFailed,
     WafileError,
+    catalogue,
 )
 from wafile.logs import request_id_var
 
-__all__ = ["PROBLEM_JSON", "install_problem_handlers", "problem_body", "problem_response"]
+__all__ = [
+    "PROBLEM_JSON",
+    "install_problem_handlers",
+    "problem_body",
+    "problem_response",
+    "problem_responses",
+]
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` declaring these statuses as problem documents."""
+    # The most general error class of each status names it (404: "Not found").
+    general: dict[int, type[WafileError]] = {}
+    for cls in catalogue().values():
+        if cls.status not in general or len(cls.__mro__) < len(general[cls.status].__mro__):
+            general[cls.status] = cls
+    titles = {status: cls.title() for status, cls in general.items()}
+    return {
+        status: {"description": titles.get(status, "Problem"), "content": {PROBLEM_JSON: {}}}
+        for status in statuses
+    }
 
 
 def problem_body(error: WafileError, *, instance: str) -> dict[str, Any]:

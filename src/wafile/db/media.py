@@ -105,10 +105,6 @@ class MediaRepository:
         )
         return int(left or 0)
 
-    async def expired(self, now: datetime, *, limit: int) -> list[Media]:
-        stmt = select(MediaRow).where(MediaRow.expires_at <= now).order_by(MediaRow.expires_at)
-        return [_media(row) for row in await self._session.scalars(stmt.limit(limit))]
-
     async def claim_unreferenced_blob(self, sha256: str) -> bool:
         """Lock and delete the blob row if nothing references it any more.
 
@@ -123,7 +119,3 @@ class MediaRepository:
             return False
         await self._session.execute(delete(BlobRow).where(BlobRow.sha256 == sha256))
         return True
-
-    async def unreferenced_blobs(self, *, limit: int) -> list[str]:
-        stmt = select(BlobRow.sha256).where(BlobRow.ref_count <= 0).limit(limit)
-        return list(await self._session.scalars(stmt))

@@ -25,7 +25,7 @@ from wafile.errors import (
     WafileError,
 )
 
-__all__ = ["FILE_FIELD", "Ingest", "multipart_boundary"]
+__all__ = ["FILE_FIELD", "Ingest", "multipart_boundary", "too_large"]
 
 FILE_FIELD = "file"
 # Text fields beside the file (`type`, `filename`, `messaging_product`) are small.
@@ -44,16 +44,21 @@ def multipart_boundary(content_type: str) -> bytes | None:
     return boundary
 
 
-def _human(n: int) -> str:
-    return f"{n / (1024 * 1024):.0f} MB" if n >= 1024 * 1024 else f"{n} bytes"
+def too_large(limit: int) -> PayloadTooLarge:
+    """The one 413 for an upload over `WAFILE_MAX_UPLOAD_BYTES`, however it was found."""
+    human = f"{limit / (1024 * 1024):.0f} MB" if limit >= 1024 * 1024 else f"{limit} bytes"
+    return PayloadTooLarge(
+        f"the file is larger than this server's limit of {human} "
+        f"({limit} bytes, WAFILE_MAX_UPLOAD_BYTES)",
+        limit=limit,
+    )
 
 
 @dataclass
 class Ingest:
-    """One upload in flight. Iterate `chunks()` into the store, then read the results.
-
-    An error found while streaming (too large, malformed) is raised from `chunks()`
-    and also kept in `error`, because a store may wrap what its input raised.
+    """One upload in flight. Iterate `raw()` or `multipart()` into the store, then
+    read the results. An error found while streaming (too large, malformed) is raised
+    from the iterator; the store passes it through unchanged (see `media/store.py`).
     """
 
     max_bytes: int
@@ -64,17 +69,12 @@ class Ingest:
     filename: str | None = None
     part_type: str | None = None  # the file part's own Content-Type (a weak claim)
     fields: dict[str, str] = field(default_factory=dict)
-    error: WafileError | None = None
     _hash: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False)
 
     def _take(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self.max_bytes:
-            raise PayloadTooLarge(
-                f"the file is larger than this server's limit of {_human(self.max_bytes)} "
-                f"({self.max_bytes} bytes, WAFILE_MAX_UPLOAD_BYTES)",
-                limit=self.max_bytes,
-            )
+            raise too_large(self.max_bytes)
         self._hash.update(data)
         if len(self.head) < self.sniff_bytes:
             self.head += data[: self.sniff_bytes - len(self.head)]
@@ -89,45 +89,37 @@ class Ingest:
     ) -> AsyncIterator[bytes]:
         """The whole body is the file; its name comes from Content-Disposition."""
         self.filename = filename_from(content_disposition)
-        try:
-            async for chunk in body:
-                if chunk:
-                    self._take(chunk)
-                    yield chunk
-            self._finish()
-        except WafileError as exc:
-            self.error = exc
-            raise
+        async for chunk in body:
+            if chunk:
+                self._take(chunk)
+                yield chunk
+        self._finish()
 
     async def multipart(
         self, body: AsyncIterable[bytes], *, boundary: bytes
     ) -> AsyncIterator[bytes]:
         """Yield the bytes of the `file` part while parsing the rest of the form."""
         reader = _FormReader(boundary)
-        try:
-            async for chunk in body:
-                try:
-                    reader.parser.write(chunk)
-                except MultipartParseError as exc:
-                    raise MalformedUpload(f"malformed multipart body: {exc}") from None
-                if reader.problem is not None:
-                    raise reader.problem
-                if reader.file_data:
-                    data = b"".join(reader.file_data)
-                    reader.file_data.clear()
-                    self._take(data)
-                    yield data
-            if not reader.ended:
-                raise MalformedUpload("the multipart body is truncated (no closing boundary)")
-            if not reader.file_seen:
-                raise ValidationFailed(f"the form has no `{FILE_FIELD}` part")
-            self.filename = reader.filename
-            self.part_type = reader.part_type
-            self.fields = reader.fields
-            self._finish()
-        except WafileError as exc:
-            self.error = exc
-            raise
+        async for chunk in body:
+            try:
+                reader.parser.write(chunk)
+            except MultipartParseError as exc:
+                raise MalformedUpload(f"malformed multipart body: {exc}") from None
+            if reader.problem is not None:
+                raise reader.problem
+            if reader.file_data:
+                data = b"".join(reader.file_data)
+                reader.file_data.clear()
+                self._take(data)
+                yield data
+        if not reader.ended:
+            raise MalformedUpload("the multipart body is truncated (no closing boundary)")
+        if not reader.file_seen:
+            raise ValidationFailed(f"the form has no `{FILE_FIELD}` part")
+        self.filename = reader.filename
+        self.part_type = reader.part_type
+        self.fields = reader.fields
+        self._finish()
 
 
 def _whatwg_unescape(name: str | None) -> str | None:

@@ -32,7 +32,6 @@ from wafile.errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
     ValidationFailed,
-    WafileError,
 )
 from wafile.ids import new_id
 from wafile.media.ingest import Ingest
@@ -71,7 +70,7 @@ class MediaService:
     ) -> Media:
         tmp = f"uploads/{new_id('up')}"
         try:
-            await _put(store, tmp, chunks, ingest)
+            await _put(store, tmp, chunks)
             item = self._describe(
                 account=account, ingest=ingest, upload=upload, now=now, retention=retention
             )
@@ -193,18 +192,12 @@ class MediaService:
         return found
 
 
-async def _put(store: BlobStore, key: str, chunks: AsyncIterable[bytes], ingest: Ingest) -> None:
+async def _put(store: BlobStore, key: str, chunks: AsyncIterable[bytes]) -> None:
     try:
         await store.put(key, chunks)
-    except WafileError:
-        raise
-    except Exception as exc:
-        # The store may wrap what our own stream raised: surface the real reason.
-        if ingest.error is not None:
-            raise ingest.error from None
+    except BlobStoreError as exc:
+        # Our own stream's errors (too large, malformed) pass through the store as is.
         raise ServiceUnavailable(f"the media store failed: {exc}") from exc
-    if ingest.error is not None:
-        raise ingest.error
 
 
 async def _discard(store: BlobStore, key: str) -> None:

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from wafile.api.deps import ApiKeyAuth
-from wafile.api.problems import PROBLEM_JSON
+from wafile.api.problems import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["account"])
-
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, invalid or revoked API key", "content": {PROBLEM_JSON: {}}}
-}
 
 
 class AccountOut(BaseModel):
@@ -27,7 +22,7 @@ class AccountOut(BaseModel):
 @router.get(
     "/account",
     response_model=AccountOut,
-    responses=UNAUTHORIZED,
+    responses=problem_responses(401),
     summary="The account the API key acts for",
 )
 async def get_account(account: ApiKeyAuth) -> AccountOut:

@@ -5,29 +5,25 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from wafile.api.deps import ApiKeyAuth, ContextDep, SessionDep
-from wafile.api.problems import PROBLEM_JSON
+from wafile.api.problems import problem_responses
 from wafile.core.content_disposition import attachment
 from wafile.core.media import Media
 from wafile.core.ranges import Unsatisfiable, parse_range
-from wafile.errors import PayloadTooLarge, RangeNotSatisfiable, ValidationFailed
-from wafile.media.ingest import multipart_boundary
+from wafile.errors import RangeNotSatisfiable, ValidationFailed
+from wafile.media.ingest import multipart_boundary, too_large
 from wafile.services.media import Upload, media
 
 router = APIRouter(prefix="/v1", tags=["media"])
 # Form fields and boundaries around the file; the file itself is counted exactly.
 MULTIPART_OVERHEAD = 64 * 1024
 links = APIRouter(tags=["media"])
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"content": {PROBLEM_JSON: {}}} for code in codes}
 
 
 class WhatsAppRoute(BaseModel):
@@ -88,7 +84,7 @@ def _out(ctx: ContextDep, item: Media) -> MediaOut:
     status_code=201,
     response_model=MediaOut,
     summary="Upload a file (multipart `file` part, or the raw body)",
-    responses=_problems(400, 401, 413, 415, 422),
+    responses=problem_responses(400, 401, 413, 415, 422),
     openapi_extra={
         "requestBody": {
             "content": {
@@ -115,11 +111,7 @@ async def upload_media(
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > s.max_upload_bytes + MULTIPART_OVERHEAD:
         # Refuse at once when the client says up front that it is too big.
-        raise PayloadTooLarge(
-            f"the upload is larger than this server's limit of {s.max_upload_bytes} bytes "
-            "(WAFILE_MAX_UPLOAD_BYTES)",
-            limit=s.max_upload_bytes,
-        )
+        raise too_large(s.max_upload_bytes)
     content_type = request.headers.get("content-type", "")
     ingest = media.new_ingest(max_bytes=s.max_upload_bytes)
     boundary = multipart_boundary(content_type) if content_type else None
@@ -144,7 +136,7 @@ async def upload_media(
     return _out(ctx, item)
 
 
-@router.get("/media/{media_id}", response_model=MediaOut, responses=_problems(401, 404))
+@router.get("/media/{media_id}", response_model=MediaOut, responses=problem_responses(401, 404))
 async def get_media(
     media_id: str, ctx: ContextDep, session: SessionDep, account: ApiKeyAuth
 ) -> MediaOut:
@@ -166,7 +158,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValidationFailed("cursor is not one this server gave out") from exc
 
 
-@router.get("/media", response_model=MediaPage, responses=_problems(401, 422))
+@router.get("/media", response_model=MediaPage, responses=problem_responses(401, 422))
 async def list_media(
     ctx: ContextDep,
     session: SessionDep,
@@ -185,7 +177,7 @@ async def list_media(
     )
 
 
-@router.delete("/media/{media_id}", status_code=204, responses=_problems(401, 404))
+@router.delete("/media/{media_id}", status_code=204, responses=problem_responses(401, 404))
 async def delete_media(
     media_id: str, ctx: ContextDep, session: SessionDep, account: ApiKeyAuth
 ) -> Response:
@@ -197,7 +189,10 @@ async def delete_media(
 @router.get(
     "/media/{media_id}/content",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, **_problems(401, 404, 416)},
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        **problem_responses(401, 404, 416),
+    },
 )
 async def download_media(
     media_id: str, request: Request, ctx: ContextDep, session: SessionDep, account: ApiKeyAuth
@@ -211,7 +206,10 @@ async def download_media(
     "/f/{media_id}",
     response_class=StreamingResponse,
     summary="Download through a signed link (no API key)",
-    responses={200: {"content": {"application/octet-stream": {}}}, **_problems(403, 404, 416)},
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        **problem_responses(403, 404, 416),
+    },
 )
 async def download_by_link(
     media_id: str,
