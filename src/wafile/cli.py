@@ -19,7 +19,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from wafile import __version__
 from wafile.clock import SystemClock
@@ -30,7 +30,7 @@ from wafile.db.engine import create_engine, safe_url, session_factory, transacti
 from wafile.errors import ConfigError, WafileError
 from wafile.logs import setup_logging
 from wafile.services.accounts import accounts
-from wafile.services.api_keys import api_keys
+from wafile.services.api_keys import CreatedKey, api_keys
 from wafile.services.database import prepare_database
 from wafile.services.sandbox import SANDBOX_ACCOUNT, ensure_sandbox
 
@@ -82,14 +82,21 @@ def _run(coro: Coroutine[Any, Any, R]) -> R:
 
 
 @asynccontextmanager
-async def _session(settings: Settings) -> AsyncIterator[AsyncSession]:
+async def _engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(settings.effective_database_url)
     try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def _session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """One unit of work on a database whose schema is current (SQLite: migrated)."""
+    async with _engine(settings) as engine:
         await prepare_database(engine, settings)
         async with transaction(session_factory(engine)) as session:
             yield session
-    finally:
-        await engine.dispose()
 
 
 def _when(value: datetime | None) -> str:
@@ -136,23 +143,18 @@ def serve(
     uvicorn.Server(config).run()
 
 
-async def _prepare_serve(settings: Settings) -> Any:
-    engine = create_engine(settings.effective_database_url)
-    try:
-        await prepare_database(engine, settings)
+async def _prepare_serve(settings: Settings) -> CreatedKey | None:
+    async with _session(settings) as session:
         if not settings.sandbox:
             return None
-        async with transaction(session_factory(engine)) as session:
-            created = await ensure_sandbox(session, now=clock.now())
-        if created is None:
-            err.print(
-                f"sandbox mode: account '{SANDBOX_ACCOUNT}' exists; its key was shown on first "
-                f"start. New key: wafile keys create --account {SANDBOX_ACCOUNT}",
-                highlight=False,
-            )
-        return created
-    finally:
-        await engine.dispose()
+        created = await ensure_sandbox(session, now=clock.now())
+    if created is None:
+        err.print(
+            f"sandbox mode: account '{SANDBOX_ACCOUNT}' exists; its key was shown on first "
+            f"start. New key: wafile keys create --account {SANDBOX_ACCOUNT}",
+            highlight=False,
+        )
+    return created
 
 
 @app.command()
@@ -167,16 +169,13 @@ def migrate(
     settings = _settings()
 
     async def run() -> tuple[str | None, str | None]:
-        engine = create_engine(settings.effective_database_url)
-        try:
+        async with _engine(settings) as engine:
             before = await migrations.current_revision(engine)
             if downgrade is not None:
                 await migrations.downgrade(engine, downgrade)
             else:
                 await migrations.upgrade(engine, revision)
             return before, await migrations.current_revision(engine)
-        finally:
-            await engine.dispose()
 
     before, after = _run(run())
     where = safe_url(settings.effective_database_url)
