@@ -7,7 +7,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import uvicorn
@@ -42,16 +42,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class LiveServer:
-    """The real app under a real uvicorn, on a free port, in a thread of its own."""
+class AppServer:
+    """Any ASGI app under a real uvicorn, on a free port, in a thread of its own."""
 
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
-        self.port = free_port()
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        # Links the server builds (signed download URLs) must point at this server.
-        settings = settings.with_overrides(host="127.0.0.1", port=self.port)
         config = uvicorn.Config(
-            create_app(settings, clock=clock),
+            app,
             host="127.0.0.1",
             port=self.port,
             log_config=None,
@@ -61,7 +59,7 @@ class LiveServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> LiveServer:
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
@@ -76,6 +74,16 @@ class LiveServer:
 
     def client(self, **kwargs: Any) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, timeout=10, **kwargs)
+
+
+class LiveServer(AppServer):
+    """The real wafile app, its settings pointed at the port it listens on."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        port = free_port()
+        # Links the server builds (signed download URLs) must point at this server.
+        settings = settings.with_overrides(host="127.0.0.1", port=port)
+        super().__init__(create_app(settings, clock=clock), port)
 
 
 async def make_key(engine: AsyncEngine, account: str = "acme") -> str:
