@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
     media_retention_days: float = Field(default=30, gt=0)
     link_lifetime_seconds: int = Field(default=3600, ge=1, le=366 * 24 * 3600)
+    # 0 turns the periodic retention sweep off (run `wafile media sweep` instead).
+    sweep_interval_seconds: float = Field(default=3600, ge=0)
     s3_endpoint_url: str = ""
     s3_region: str = ""
     s3_access_key_id: str = ""

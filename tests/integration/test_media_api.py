@@ -147,6 +147,7 @@ async def test_range_edge_cases_and_etag(live_server: LiveServer, key: str) -> N
         url = f"/v1/media/{item['id']}/content"
         bad = await http.get(url, headers={**auth(key), "Range": f"bytes={len(body)}-"})
         assert_problem(bad, 416, "range_not_satisfiable")
+        assert bad.headers["content-range"] == f"bytes */{len(body)}"
         multi = await http.get(url, headers={**auth(key), "Range": "bytes=0-1,3-4"})
         assert multi.status_code == 200 and multi.content == body
         etag = multi.headers["etag"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,7 @@ from wafile.api.routers import account, health, media
 from wafile.clock import Clock, SystemClock
 from wafile.config import Settings
 from wafile.db.engine import create_engine, session_factory
+from wafile.dispatch.sweeper import run_periodically as sweeper_loop
 from wafile.services.media import open_media_store
 
 __all__ = ["create_app"]
@@ -47,9 +49,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        tasks: list[asyncio.Task[None]] = []
+        if settings.sweep_interval_seconds > 0:
+            sweeper = sweeper_loop(
+                ctx.sessions, store, ctx.clock, interval=settings.sweep_interval_seconds
+            )
+            tasks.append(asyncio.create_task(sweeper, name="retention-sweeper"))
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await engine.dispose()
 
     app = FastAPI(

@@ -72,6 +72,8 @@ def problem_response(error: WafileError, *, instance: str) -> JSONResponse:
     headers = {}
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="wafile"'
+    if error.status == 416 and "size" in error.extra:
+        headers["Content-Range"] = f"bytes */{error.extra['size']}"  # RFC 9110 §14.4
     return JSONResponse(
         problem_body(error, instance=instance),
         status_code=error.status,

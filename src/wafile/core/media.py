@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["Media", "blob_key"]
+__all__ = ["BLOB_PREFIX", "UPLOAD_PREFIX", "Media", "blob_key", "blob_sha256"]
+
+BLOB_PREFIX = "blobs"
+UPLOAD_PREFIX = "uploads"  # uploads in flight, before their hash names them
+_HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -30,4 +34,15 @@ class Media:
 
 def blob_key(sha256: str) -> str:
     """Blobs are stored by content: one object per distinct file."""
-    return f"blobs/{sha256[:2]}/{sha256}"
+    return f"{BLOB_PREFIX}/{sha256[:2]}/{sha256}"
+
+
+def blob_sha256(key: str) -> str | None:
+    """The content hash a blob key names, or None when the key is not a blob's."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] != BLOB_PREFIX:
+        return None
+    sha256 = parts[2]
+    if len(sha256) != 64 or not set(sha256) <= _HEX or parts[1] != sha256[:2]:
+        return None
+    return sha256

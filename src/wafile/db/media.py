@@ -7,7 +7,9 @@ out of step with the rows that exist.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -41,11 +43,12 @@ class MediaRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    def _is_postgres(self) -> bool:
+        return self._session.get_bind().dialect.name == "postgresql"
+
     async def add(self, media: Media) -> None:
         """Insert the media row and take a reference on its blob (made if new)."""
-        insert = (
-            pg_insert if self._session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        )
+        insert = pg_insert if self._is_postgres() else sqlite_insert
         stmt = insert(BlobRow).values(
             sha256=media.sha256, size=media.file_size, ref_count=1, created_at=media.created_at
         )
@@ -94,9 +97,15 @@ class MediaRepository:
         stmt = stmt.order_by(MediaRow.created_at.desc(), MediaRow.id.desc()).limit(limit)
         return [_media(row) for row in await self._session.scalars(stmt)]
 
-    async def remove(self, media: Media) -> int:
-        """Delete the row and drop its blob reference; returns the references left."""
-        await self._session.execute(delete(MediaRow).where(MediaRow.id == media.id))
+    async def remove(self, media: Media) -> int | None:
+        """Delete the row and drop its blob reference; returns the references left.
+
+        None when the row was already gone (a concurrent delete or sweep won): the
+        reference was dropped by whoever deleted the row, and must not be dropped twice.
+        """
+        deleted = await self._session.execute(delete(MediaRow).where(MediaRow.id == media.id))
+        if not _rowcount(deleted):
+            return None
         left = await self._session.scalar(
             update(BlobRow)
             .where(BlobRow.sha256 == media.sha256)
@@ -104,6 +113,54 @@ class MediaRepository:
             .returning(BlobRow.ref_count)
         )
         return int(left or 0)
+
+    async def expired(self, *, now: datetime, limit: int) -> list[Media]:
+        """Up to `limit` media past their `expires_at`, oldest first.
+
+        On PostgreSQL the rows are locked and rows another sweeper holds are skipped,
+        so several processes can sweep at once without waiting on each other.
+        """
+        stmt = (
+            select(MediaRow)
+            .where(MediaRow.expires_at <= now)
+            .order_by(MediaRow.expires_at, MediaRow.id)
+            .limit(limit)
+        )
+        if self._is_postgres():
+            stmt = stmt.with_for_update(skip_locked=True)
+        return [_media(row) for row in await self._session.scalars(stmt)]
+
+    async def unreferenced_blobs(self, *, limit: int) -> list[str]:
+        """Blobs no media row holds (left by a crash between row delete and sweep)."""
+        stmt = select(BlobRow.sha256).where(BlobRow.ref_count <= 0).limit(limit)
+        return list(await self._session.scalars(stmt))
+
+    async def known_blobs(self, sha256s: Collection[str]) -> set[str]:
+        """Which of these contents have a blob row."""
+        if not sha256s:
+            return set()
+        stmt = select(BlobRow.sha256).where(BlobRow.sha256.in_(list(sha256s)))
+        return set(await self._session.scalars(stmt))
+
+    async def claim_orphan(self, sha256: str, *, now: datetime) -> bool:
+        """Take an object that has no blob row, so it can be deleted safely.
+
+        Inserts a placeholder row (nothing is inserted when a row exists: then the
+        object is not an orphan). An upload of the same content waits on this row
+        until commit, after the caller has deleted the object and the row, and then
+        stores the object afresh.
+        """
+        insert = pg_insert if self._is_postgres() else sqlite_insert
+        stmt = (
+            insert(BlobRow)
+            .values(sha256=sha256, size=0, ref_count=0, created_at=now)
+            .on_conflict_do_nothing(index_elements=[BlobRow.sha256])
+            .returning(BlobRow.sha256)
+        )
+        return (await self._session.scalar(stmt)) is not None
+
+    async def drop_blob(self, sha256: str) -> None:
+        await self._session.execute(delete(BlobRow).where(BlobRow.sha256 == sha256))
 
     async def claim_unreferenced_blob(self, sha256: str) -> bool:
         """Lock and delete the blob row if nothing references it any more.
@@ -113,9 +170,14 @@ class MediaRepository:
         re-creates row and object, so no row ever points at a deleted object.
         """
         stmt = select(BlobRow.sha256).where(BlobRow.sha256 == sha256, BlobRow.ref_count <= 0)
-        if self._session.get_bind().dialect.name == "postgresql":
+        if self._is_postgres():
             stmt = stmt.with_for_update()
         if await self._session.scalar(stmt) is None:
             return False
-        await self._session.execute(delete(BlobRow).where(BlobRow.sha256 == sha256))
+        await self.drop_blob(sha256)
         return True
+
+
+def _rowcount(result: Any) -> int:
+    # DML results are CursorResults; the typed Result does not declare rowcount.
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -32,12 +32,14 @@ Contracts:
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
@@ -76,6 +78,7 @@ _RETRY: RetryConfig = {"max_retries": 3, "retry_timeout": timedelta(seconds=30)}
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
 _LOOPBACK_NAMES = frozenset({"localhost"})
+_STAGING = re.compile(r"#\d+$")
 
 
 class BlobNotFound(LookupError):
@@ -137,6 +140,19 @@ class BlobStore(Protocol):
 
     async def exists(self, key: str) -> bool: ...
 
+    async def older_than(self, prefix: str, before: datetime) -> list[str]:
+        """Keys under `prefix/` last written before `before` (for sweeping leftovers)."""
+        ...
+
+    async def purge_staging(self, before: datetime) -> int:
+        """Remove staging debris of puts a crash interrupted, older than `before`.
+
+        LocalStore writes `<key>#<n>` files that obstore neither lists nor deletes;
+        S3's counterpart, incomplete multipart uploads, is the bucket's job (a
+        lifecycle rule), so this removes nothing there. Returns the number removed.
+        """
+        ...
+
     async def ping(self) -> None:
         """Write and delete a marker; raises BlobStoreError when the store is unusable."""
         ...
@@ -162,7 +178,7 @@ def open_store(url: str, *, s3: S3Options | None = None) -> BlobStore:
             local = LocalStore(path, mkdir=True)
         except (obstore.exceptions.BaseError, OSError) as exc:
             raise BlobStoreError(f"cannot open the media folder {path!r}: {exc}") from exc
-        return _ObstoreBlobStore(local, f"file://{path}")
+        return _ObstoreBlobStore(local, f"file://{path}", root=Path(path))
     if parts.scheme == "s3":
         return _open_s3(parts.netloc, parts.path.strip("/"), s3 or S3Options())
     raise ValueError(f"unsupported media store URL {url!r} (file://, s3:// or memory://)")
@@ -231,9 +247,10 @@ def _translate(exc: Exception, key: str) -> Exception:
 class _ObstoreBlobStore:
     """`BlobStore` over any obstore store."""
 
-    def __init__(self, store: ObjectStore, description: str) -> None:
+    def __init__(self, store: ObjectStore, description: str, root: Path | None = None) -> None:
         self._store = store
         self._description = description
+        self._root = root  # the folder of a LocalStore
 
     def __repr__(self) -> str:
         return f"<BlobStore {self._description}>"
@@ -318,6 +335,21 @@ class _ObstoreBlobStore:
         except Exception as exc:
             raise _translate(exc, key) from exc
 
+    async def older_than(self, prefix: str, before: datetime) -> list[str]:
+        _check_key(prefix)
+        keys: list[str] = []
+        try:
+            async for batch in obstore.list(self._store, prefix + "/", chunk_size=1000):
+                keys.extend(m["path"] for m in batch if m["last_modified"] < before)
+        except Exception as exc:
+            raise _translate(exc, prefix) from exc
+        return keys
+
+    async def purge_staging(self, before: datetime) -> int:
+        if self._root is None:
+            return 0
+        return await asyncio.to_thread(_purge_staging_files, self._root, before.timestamp())
+
     async def ping(self) -> None:
         # A unique key, so concurrent probes (several processes) never delete each other's.
         key = f"_ping/{secrets.token_hex(8)}"
@@ -365,6 +397,18 @@ class _Chunks:
             raise
         except Exception as exc:
             raise _translate(exc, self._key) from exc
+
+
+def _purge_staging_files(root: Path, before: float) -> int:
+    removed = 0
+    for path in root.rglob("*#*"):
+        try:
+            if _STAGING.search(path.name) and path.stat().st_mtime < before:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass  # finished (renamed into place) or removed meanwhile
+    return removed
 
 
 async def _empty() -> AsyncIterator[bytes]:

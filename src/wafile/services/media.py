@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wafile.config import Settings
 from wafile.core import media_rules, mime
 from wafile.core.accounts import Account
-from wafile.core.media import Media, blob_key
+from wafile.core.media import UPLOAD_PREFIX, Media, blob_key
 from wafile.core.ranges import ByteRange
 from wafile.core.signed_links import derive_key, link_signature, verify_link
 from wafile.db.media import MediaRepository
@@ -38,7 +38,7 @@ from wafile.media.ingest import Ingest
 from wafile.media.sniff import SNIFF_BYTES, sniff
 from wafile.media.store import BlobNotFound, BlobStore, BlobStoreError, S3Options, open_store
 
-__all__ = ["MediaService", "Upload", "media"]
+__all__ = ["MediaService", "Upload", "delete_object", "media", "open_media_store"]
 
 log = logging.getLogger(__name__)
 LINK_PURPOSE = "media-link"
@@ -68,7 +68,7 @@ class MediaService:
         now: datetime,
         retention: timedelta,
     ) -> Media:
-        tmp = f"uploads/{new_id('up')}"
+        tmp = f"{UPLOAD_PREFIX}/{new_id('up')}"
         try:
             await _put(store, tmp, chunks)
             item = self._describe(
@@ -150,10 +150,20 @@ class MediaService:
         self, session: AsyncSession, store: BlobStore, *, account: Account, media_id: str
     ) -> None:
         item = await self.get(session, account=account, media_id=media_id)
+        await self.remove(session, store, item)
+
+    async def remove(self, session: AsyncSession, store: BlobStore, item: Media) -> bool:
+        """Delete the row, and the stored object when it was the last reference.
+
+        True when the object was deleted too.
+        """
         repo = MediaRepository(session)
-        if await repo.remove(item) <= 0 and await repo.claim_unreferenced_blob(item.sha256):
-            # Still inside the transaction that holds the blob row (see module doc).
-            await _delete_object(store, item.blob_key)
+        left = await repo.remove(item)
+        if left is None or left > 0 or not await repo.claim_unreferenced_blob(item.sha256):
+            return False
+        # Still inside the transaction that holds the blob row (see module doc).
+        await delete_object(store, item.blob_key)
+        return True
 
     async def open(
         self, store: BlobStore, item: Media, byte_range: ByteRange | None
@@ -207,7 +217,7 @@ async def _discard(store: BlobStore, key: str) -> None:
         log.warning("could not delete temporary upload %s", key)
 
 
-async def _delete_object(store: BlobStore, key: str) -> None:
+async def delete_object(store: BlobStore, key: str) -> None:
     try:
         await store.delete(key)
     except BlobStoreError as exc:

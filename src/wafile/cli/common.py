@@ -1,0 +1,86 @@
+"""What every `wafile` command shares: consoles, settings, errors to exit codes, sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from wafile.clock import SystemClock
+from wafile.config import Settings, load_settings
+from wafile.db.engine import create_engine, session_factory, transaction
+from wafile.errors import ConfigError, WafileError
+from wafile.logs import setup_logging
+from wafile.services.database import prepare_database
+
+__all__ = [
+    "clock",
+    "engine",
+    "err",
+    "errors_to_exit",
+    "out",
+    "run",
+    "session",
+    "settings_for",
+    "when",
+]
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+clock = SystemClock()
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def errors_to_exit(fn: Callable[P, R]) -> Callable[P, R]:
+    """A planned error becomes one line on stderr and an exit code, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except WafileError as exc:
+            err.print(f"[red]error:[/red] {exc.detail}", markup=True, highlight=False)
+            raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
+
+    return wrapper
+
+
+def settings_for(**overrides: Any) -> Settings:
+    settings = load_settings().with_overrides(**overrides)
+    setup_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def run(coro: Coroutine[Any, Any, R]) -> R:
+    return asyncio.run(coro)
+
+
+@asynccontextmanager
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings.effective_database_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def session(settings: Settings) -> AsyncIterator[AsyncSession]:
+    """One unit of work on a database whose schema is current (SQLite: migrated)."""
+    async with engine(settings) as db:
+        await prepare_database(db, settings)
+        async with transaction(session_factory(db)) as unit:
+            yield unit
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "never"

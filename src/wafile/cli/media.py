@@ -1,0 +1,301 @@
+"""`wafile media ...`: upload, look up, list, download and delete files, and sweep.
+
+upload/get/list/download/delete talk to a running server over its API (like any
+client, with an API key), so they work from any machine; `sweep` works directly on
+the configured database and media store, like the admin commands.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from wafile.cli.common import clock, engine, err, errors_to_exit, out, run, settings_for
+from wafile.client import ApiError, WafileClient
+from wafile.core.content_disposition import filename_from
+from wafile.db.engine import session_factory
+from wafile.dispatch.sweeper import sweep as sweep_once
+from wafile.services.database import prepare_database
+from wafile.services.media import open_media_store
+from wafile.services.retention import SweepReport
+
+__all__ = ["media_app"]
+
+media_app = typer.Typer(
+    help="Files in the media store: upload, get, list, download, delete, sweep.",
+    no_args_is_help=True,
+)
+
+ServerUrl = Annotated[
+    str,
+    typer.Option(
+        "--url", envvar="WAFILE_URL", help="The wafile server [WAFILE_URL].", show_default=True
+    ),
+]
+ApiKeyOpt = Annotated[
+    str,
+    typer.Option(
+        "--api-key",
+        envvar="WAFILE_API_KEY",
+        help="API key of the account [WAFILE_API_KEY]; prefer the variable: options are "
+        "visible to other users in the process list.",
+        show_default=False,
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the JSON the API returned.")]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+@contextmanager
+def _server_errors(url: str) -> Iterator[None]:
+    """The server's refusals and network failures as one line and exit code 1."""
+    try:
+        yield
+    except ApiError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except httpx.HTTPError as exc:
+        err.print(f"[red]error:[/red] cannot talk to wafile at {url}: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@asynccontextmanager
+async def _client(url: str, api_key: str) -> AsyncIterator[WafileClient]:
+    if not api_key:
+        err.print("[red]error:[/red] give an API key: set WAFILE_API_KEY (or --api-key)")
+        raise typer.Exit(2)
+    async with WafileClient(url, api_key) as client:
+        yield client
+
+
+def _bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+def _print_media(item: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(item, ensure_ascii=False))
+        return
+    wa = item.get("whatsapp") or {}
+    how = f"sent as {wa.get('sent_as')}" if wa.get("sendable") else "not sendable"
+    out.print(
+        f"{item['id']}  {item['filename']}  {item['mime_type']}  {item['file_size']} bytes\n"
+        f"  category {item['category']}, WhatsApp: {how} ({wa.get('reason', '')})\n"
+        f"  sha256   {item['sha256']}\n"
+        f"  expires  {item['expires_at']}\n"
+        f"  url      {item['url']}",
+        highlight=False,
+    )
+
+
+@media_app.command("upload")
+def upload(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The file.")
+    ],
+    mime_type: Annotated[
+        str | None, typer.Option("--type", help="The MIME type you claim (default: guessed).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Filename to show (default: the file's).")
+    ] = None,
+    url: ServerUrl = DEFAULT_URL,
+    api_key: ApiKeyOpt = "",
+    as_json: AsJson = False,
+) -> None:
+    """Upload a file (streamed, with a progress bar) and print the media object."""
+
+    async def work() -> dict[str, Any]:
+        async with _client(url, api_key) as client:
+            with _bar() as bar:
+                task = bar.add_task(f"upload {file.name}", total=file.stat().st_size)
+                return await client.upload(
+                    file,
+                    mime_type=mime_type,
+                    filename=name,
+                    progress=lambda n: bar.advance(task, n),
+                )
+
+    with _server_errors(url):
+        item = run(work())
+    _print_media(item, as_json)
+
+
+@media_app.command("get")
+def get(
+    media_id: Annotated[str, typer.Argument(help="The media id.")],
+    url: ServerUrl = DEFAULT_URL,
+    api_key: ApiKeyOpt = "",
+    as_json: AsJson = False,
+) -> None:
+    """Show a media object (with a fresh signed download link)."""
+
+    async def work() -> dict[str, Any]:
+        async with _client(url, api_key) as client:
+            return await client.get_media(media_id)
+
+    with _server_errors(url):
+        item = run(work())
+    _print_media(item, as_json)
+
+
+@media_app.command("list")
+def list_media(
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 50,
+    url: ServerUrl = DEFAULT_URL,
+    api_key: ApiKeyOpt = "",
+    as_json: AsJson = False,
+) -> None:
+    """List the account's media, newest first (JSON lines with --json)."""
+
+    async def work() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        async with _client(url, api_key) as client:
+            while len(found) < limit:
+                page = await client.list_media(limit=min(200, limit - len(found)), cursor=cursor)
+                found.extend(page["data"])
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
+        return found
+
+    with _server_errors(url):
+        items = run(work())
+    if as_json:
+        for item in items:
+            print(json.dumps(item, ensure_ascii=False))
+        return
+    table = Table("id", "filename", "type", "bytes", "category", "created")
+    for item in items:
+        table.add_row(
+            item["id"],
+            item["filename"],
+            item["mime_type"],
+            str(item["file_size"]),
+            item["category"],
+            item["created_at"],
+        )
+    out.print(table)
+
+
+@media_app.command("download")
+def download(
+    media_id: Annotated[str, typer.Argument(help="The media id.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Where to write (default: the original filename)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    url: ServerUrl = DEFAULT_URL,
+    api_key: ApiKeyOpt = "",
+) -> None:
+    """Download a file, under its original name in the current folder unless -o says."""
+
+    async def work() -> Path:
+        async with _client(url, api_key) as client:
+            target = output or Path(_safe_name(await client.get_media(media_id)))
+            if target.exists() and not force:
+                err.print(f"[red]error:[/red] {target} exists (use --force to overwrite)")
+                raise typer.Exit(1)
+            partial = target.with_name(target.name + ".part")
+            with _bar() as bar, partial.open("wb") as f:
+                task = bar.add_task(f"download {target.name}", total=None)
+                try:
+                    await client.download(
+                        media_id,
+                        f,
+                        started=lambda size: bar.update(task, total=size),
+                        progress=lambda n: bar.advance(task, n),
+                    )
+                except BaseException:
+                    partial.unlink(missing_ok=True)
+                    raise
+            partial.replace(target)  # never leave a half file under the real name
+            return target
+
+    with _server_errors(url):
+        target = run(work())
+    err.print(f"saved {target}", highlight=False)
+
+
+def _safe_name(item: dict[str, Any]) -> str:
+    """The display name as a plain file name here: no folders, no way out of the cwd."""
+    name = filename_from(f"attachment; filename*=UTF-8''{item['filename']}") or ""
+    name = Path(name.replace("\\", "/")).name.strip()
+    if name in {"", ".", ".."} or name.startswith("."):
+        return str(item["id"])
+    return name
+
+
+@media_app.command("delete")
+def delete(
+    media_id: Annotated[str, typer.Argument(help="The media id.")],
+    url: ServerUrl = DEFAULT_URL,
+    api_key: ApiKeyOpt = "",
+) -> None:
+    """Delete a media object (its stored file goes when no other media shares it)."""
+
+    async def work() -> None:
+        async with _client(url, api_key) as client:
+            await client.delete_media(media_id)
+
+    with _server_errors(url):
+        run(work())
+    err.print(f"deleted {media_id}", highlight=False)
+
+
+@media_app.command("sweep")
+@errors_to_exit
+def sweep() -> None:
+    """Apply retention now: delete expired media and what crashes left in the store.
+
+    Works on the configured database and media store directly (no server needed).
+    `wafile serve` does the same every WAFILE_SWEEP_INTERVAL_SECONDS.
+    """
+    settings = settings_for()
+
+    async def work() -> SweepReport:
+        async with engine(settings) as db:
+            await prepare_database(db, settings)
+            store = open_media_store(settings)
+            with Progress(TextColumn("{task.description}"), console=err, transient=True) as bar:
+                task = bar.add_task("sweeping")
+
+                def show(total: SweepReport) -> None:
+                    bar.update(task, description=f"sweeping: {_summary(total)}")
+
+                return await sweep_once(session_factory(db), store, clock, progress=show)
+
+    report = run(work())
+    out.print(f"swept {_summary(report)}", highlight=False)
+
+
+def _summary(report: SweepReport) -> str:
+    return (
+        f"{report.expired} expired media, {report.blobs} stored files, "
+        f"{report.temporaries} abandoned uploads"
+    )

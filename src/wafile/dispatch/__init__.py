@@ -1,0 +1,1 @@
+"""Work that runs outside a request: the retention sweeper (the job queue comes next)."""
