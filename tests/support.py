@@ -23,6 +23,9 @@ from wafile.services.api_keys import api_keys
 TEST_SECRET = "test-secret-" + "x" * 40
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 PROBLEM = "application/problem+json"
+# The S3 tests' bucket on moto's server (tests/integration/conftest.py), and its login.
+BUCKET = "wafile-test"
+S3_CREDENTIALS = {"region": "us-east-1", "access_key_id": "test", "secret_access_key": "test"}
 
 
 def make_settings(tmp_path: Path, database_url: str, **extra: Any) -> Settings:

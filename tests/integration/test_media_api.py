@@ -1,23 +1,32 @@
-"""The media store over real HTTP (uvicorn), on SQLite and PostgreSQL, local files."""
+"""The media store over real HTTP (uvicorn), on SQLite and PostgreSQL, local files and S3."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import io
+import secrets
 import struct
 import zipfile
 import zlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.support import LiveServer, assert_problem, make_key, make_settings
+from tests.support import (
+    BUCKET,
+    S3_CREDENTIALS,
+    LiveServer,
+    assert_problem,
+    make_key,
+    make_settings,
+)
 from wafile.clock import FixedClock
 from wafile.config import Settings
+from wafile.services.media import open_media_store
 
 
 def png(width: int = 4, height: int = 4, pad: int = 0) -> bytes:
@@ -55,6 +64,34 @@ def docx() -> bytes:
         z.writestr("_rels/.rels", "<Relationships/>")
         z.writestr("word/document.xml", "<w:document/>")
     return buf.getvalue()
+
+
+@pytest.fixture(params=["local", "s3"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Settings:
+    """Every test on both stores: a media folder and an S3 bucket (moto, a prefix each)."""
+    if request.param == "local":
+        return make_settings(tmp_path, database_url)
+    endpoint = request.getfixturevalue("moto_endpoint")
+    return make_settings(
+        tmp_path,
+        database_url,
+        media_url=f"s3://{BUCKET}/api-{secrets.token_hex(4)}",
+        s3_endpoint_url=endpoint,
+        s3_region=S3_CREDENTIALS["region"],
+        s3_access_key_id=S3_CREDENTIALS["access_key_id"],
+        s3_secret_access_key=S3_CREDENTIALS["secret_access_key"],
+    )
+
+
+async def stored(settings: Settings) -> list[str]:
+    """Every object in the media store: blobs, temporary uploads, staging files."""
+    store = open_media_store(settings)
+    far = datetime(9999, 1, 1, tzinfo=UTC)
+    keys = [*await store.older_than("blobs", far), *await store.older_than("uploads", far)]
+    url = settings.effective_media_url
+    if url.startswith("file://"):  # LocalStore's staging files, which obstore never lists
+        keys += [str(p) for p in Path(url.removeprefix("file://")).rglob("*#*")]
+    return sorted(keys)
 
 
 @pytest.fixture
@@ -179,7 +216,6 @@ async def test_raw_body_upload(live_server: LiveServer, key: str) -> None:
 async def test_bad_uploads_are_problems_and_leave_nothing(
     live_server: LiveServer, key: str, settings: Settings
 ) -> None:
-    media_dir = Path(settings.effective_media_url.removeprefix("file://"))
     async with live_server.client() as http:
         lying = await upload(http, key, png(), name="x.pdf", type="application/pdf")
         assert_problem(lying, 422, "media_type_mismatch")
@@ -205,8 +241,7 @@ async def test_bad_uploads_are_problems_and_leave_nothing(
         assert_problem(missing, 422, "validation_error")
         listed = await http.get("/v1/media", headers=auth(key))
     assert listed.json()["data"] == []
-    blobs = [p for p in media_dir.rglob("*") if p.is_file() and not p.name.startswith(".")]
-    assert blobs == []
+    assert await stored(settings) == []
 
 
 async def test_docx_is_not_zip_and_names_are_never_paths(
@@ -221,27 +256,20 @@ async def test_docx_is_not_zip_and_names_are_never_paths(
         == "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
     )
     assert item["filename"] == "../../etc/passwd.docx"
-    media_dir = Path(settings.effective_media_url.removeprefix("file://"))
-    stored = [p for p in media_dir.rglob("*") if p.is_file()]
-    assert [p.name for p in stored] == [item["sha256"]]
+    assert await stored(settings) == [f"blobs/{item['sha256'][:2]}/{item['sha256']}"]
 
 
-async def test_big_image_travels_as_document(
-    tmp_path: Path, database_url: str, engine: AsyncEngine
-) -> None:
+async def test_big_image_travels_as_document(live_server: LiveServer, key: str) -> None:
     big = png(pad=5 * 1024 * 1024 + 10)
-    key = await make_key(engine)
-    with LiveServer(make_settings(tmp_path, database_url)) as server:
-        async with server.client() as http:
-            item = (await upload(http, key, big, name="scan.png")).json()
+    async with live_server.client() as http:
+        item = (await upload(http, key, big, name="scan.png")).json()
     assert item["category"] == "image"
     assert item["whatsapp"] == {**item["whatsapp"], "sendable": True, "sent_as": "document"}
 
 
-async def test_size_limit(tmp_path: Path, database_url: str, engine: AsyncEngine) -> None:
+async def test_size_limit(settings: Settings, engine: AsyncEngine) -> None:
     key = await make_key(engine)
-    settings = make_settings(tmp_path, database_url, max_upload_bytes=1000)
-    with LiveServer(settings) as server:
+    with LiveServer(settings.with_overrides(max_upload_bytes=1000)) as server:
         async with server.client() as http:
             streamed = await upload(http, key, pdf(2000))
 
@@ -271,19 +299,17 @@ async def test_same_file_ten_times_is_one_blob(
         assert all(r.status_code == 201 for r in results), [r.text for r in results]
         ids = {r.json()["id"] for r in results}
         assert len(ids) == 10
-        media_dir = Path(settings.effective_media_url.removeprefix("file://"))
-        blobs = [p for p in media_dir.rglob("*") if p.is_file()]
-        assert len(blobs) == 1
+        assert len(await stored(settings)) == 1
         # Deleting nine keeps the blob; the tenth takes it.
         for media_id in sorted(ids)[:9]:
             assert (
                 await http.delete(f"/v1/media/{media_id}", headers=auth(key))
             ).status_code == 204
-        assert len([p for p in media_dir.rglob("*") if p.is_file()]) == 1
+        assert len(await stored(settings)) == 1
         last = sorted(ids)[9]
         assert (await http.get(f"/v1/media/{last}/content", headers=auth(key))).content == body
         assert (await http.delete(f"/v1/media/{last}", headers=auth(key))).status_code == 204
-        assert [p for p in media_dir.rglob("*") if p.is_file()] == []
+        assert await stored(settings) == []
         assert_problem(
             await http.get(f"/v1/media/{last}", headers=auth(key)), 404, "media_not_found"
         )
@@ -309,13 +335,10 @@ async def test_tenants_and_links(live_server: LiveServer, engine: AsyncEngine, k
         assert_problem(longer, 403, "link_invalid")
 
 
-async def test_signed_link_expires(tmp_path: Path, database_url: str, engine: AsyncEngine) -> None:
-    from datetime import UTC, datetime
-
+async def test_signed_link_expires(settings: Settings, engine: AsyncEngine) -> None:
     clock = FixedClock(datetime.now(UTC))
     key = await make_key(engine)
-    settings = make_settings(tmp_path, database_url, link_lifetime_seconds=60)
-    with LiveServer(settings, clock=clock) as server:
+    with LiveServer(settings.with_overrides(link_lifetime_seconds=60), clock=clock) as server:
         async with server.client() as http:
             item = (await upload(http, key, pdf())).json()
             path = item["url"].removeprefix(server.url)

@@ -11,8 +11,6 @@ import hashlib
 import random
 import secrets
 import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import BUCKET, S3_CREDENTIALS
 from wafile.media.store import (
     PART_SIZE,
     BlobNotFound,
@@ -30,43 +29,6 @@ from wafile.media.store import (
 )
 
 MiB = 1024 * 1024
-BUCKET = "wafile-test"
-S3_CREDENTIALS = {"region": "us-east-1", "access_key_id": "test", "secret_access_key": "test"}
-
-_MOTO = """
-import sys
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-sys.stdin.read()  # until the test run closes our stdin
-server.stop()
-"""
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """A moto S3 server in a child process, with the test bucket created."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _MOTO],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        endpoint = f"http://127.0.0.1:{int(proc.stdout.readline())}"
-        # moto takes unsigned requests, so plain httpx creates the bucket (no boto3).
-        httpx.put(f"{endpoint}/{BUCKET}", timeout=10).raise_for_status()
-        yield endpoint
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def s3_options(endpoint: str) -> S3Options:
