@@ -19,6 +19,7 @@ from wafile.config import Settings
 from wafile.db.engine import session_factory, transaction
 from wafile.services.accounts import accounts
 from wafile.services.api_keys import api_keys
+from wafile.services.media import open_media_store
 
 TEST_SECRET = "test-secret-" + "x" * 40
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
@@ -94,6 +95,17 @@ async def make_key(engine: AsyncEngine, account: str = "acme") -> str:
     async with transaction(session_factory(engine)) as s:
         await accounts.ensure(s, account, now=NOW)
         return (await api_keys.create(s, account_name=account, now=NOW)).plaintext
+
+
+async def stored(settings: Settings) -> list[str]:
+    """Every object in the media store: blobs, temporary uploads, staging files."""
+    store = open_media_store(settings)
+    far = datetime(9999, 1, 1, tzinfo=UTC)
+    keys = [*await store.older_than("blobs", far), *await store.older_than("uploads", far)]
+    url = settings.effective_media_url
+    if url.startswith("file://"):  # LocalStore's staging files, which obstore never lists
+        keys += [str(p) for p in Path(url.removeprefix("file://")).rglob("*#*")]
+    return sorted(keys)
 
 
 def assert_problem(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:

@@ -23,10 +23,10 @@ from tests.support import (
     assert_problem,
     make_key,
     make_settings,
+    stored,
 )
 from wafile.clock import FixedClock
 from wafile.config import Settings
-from wafile.services.media import open_media_store
 
 
 def png(width: int = 4, height: int = 4, pad: int = 0) -> bytes:
@@ -81,17 +81,6 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) 
         s3_access_key_id=S3_CREDENTIALS["access_key_id"],
         s3_secret_access_key=S3_CREDENTIALS["secret_access_key"],
     )
-
-
-async def stored(settings: Settings) -> list[str]:
-    """Every object in the media store: blobs, temporary uploads, staging files."""
-    store = open_media_store(settings)
-    far = datetime(9999, 1, 1, tzinfo=UTC)
-    keys = [*await store.older_than("blobs", far), *await store.older_than("uploads", far)]
-    url = settings.effective_media_url
-    if url.startswith("file://"):  # LocalStore's staging files, which obstore never lists
-        keys += [str(p) for p in Path(url.removeprefix("file://")).rglob("*#*")]
-    return sorted(keys)
 
 
 @pytest.fixture

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import random
 import secrets
 import socket
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -471,3 +473,28 @@ def test_secrets_stay_out_of_reprs() -> None:
 def test_stores_satisfy_the_protocol(tmp_path: Path) -> None:
     assert isinstance(open_store("memory://"), BlobStore)
     assert isinstance(open_store(f"file://{tmp_path}"), BlobStore)
+
+
+async def test_older_than_lists_by_prefix_and_age(store: BlobStore) -> None:
+    await store.put("uploads/a", stream([b"a"]))
+    await store.put("blobs/ab/c", stream([b"c"]))
+    await store.put("uploadsx/not-under-the-prefix", stream([b"x"]))
+    now = datetime.now(UTC)
+    assert await store.older_than("uploads", now + timedelta(minutes=1)) == ["uploads/a"]
+    assert await store.older_than("uploads", now - timedelta(minutes=1)) == []
+    assert await store.older_than("blobs", now + timedelta(minutes=1)) == ["blobs/ab/c"]
+    assert await store.older_than("nothing", now) == []
+
+
+async def test_purge_staging_removes_only_old_staging_files(tmp_path: Path) -> None:
+    store = open_store(f"file://{tmp_path}/media")
+    await store.put("uploads/kept", stream([b"k"]))
+    folder = tmp_path / "media" / "uploads"
+    old, fresh = folder / "up_old#1", folder / "up_new#2"
+    old.write_bytes(b"o")
+    fresh.write_bytes(b"n")
+    hour_ago = datetime.now(UTC).timestamp() - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    assert await store.purge_staging(datetime.now(UTC) - timedelta(minutes=30)) == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["kept", "up_new#2"]
+    assert await open_store("memory://").purge_staging(datetime.now(UTC)) == 0

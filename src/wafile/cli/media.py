@@ -23,11 +23,10 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
 from wafile.cli.common import clock, engine, err, errors_to_exit, out, run, settings_for
 from wafile.client import ApiError, WafileClient
-from wafile.core.content_disposition import filename_from
 from wafile.db.engine import session_factory
 from wafile.dispatch.sweeper import sweep as sweep_once
 from wafile.services.database import prepare_database
@@ -189,7 +188,8 @@ def list_media(
         for item in items:
             print(json.dumps(item, ensure_ascii=False))
         return
-    table = Table("id", "filename", "type", "bytes", "category", "created")
+    table = Table("filename", "type", "bytes", "category", "created")
+    table.columns.insert(0, Column("id", no_wrap=True))  # ids are for copying: never cut
     for item in items:
         table.add_row(
             item["id"],
@@ -244,9 +244,8 @@ def download(
 
 def _safe_name(item: dict[str, Any]) -> str:
     """The display name as a plain file name here: no folders, no way out of the cwd."""
-    name = filename_from(f"attachment; filename*=UTF-8''{item['filename']}") or ""
-    name = Path(name.replace("\\", "/")).name.strip()
-    if name in {"", ".", ".."} or name.startswith("."):
+    name = Path(str(item["filename"]).replace("\\", "/")).name.strip()
+    if name in {"", ".", ".."} or name.startswith(".") or any(ord(c) < 32 for c in name):
         return str(item["id"])
     return name
 
