@@ -11,58 +11,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from rich.progress import Progress
 
-from tests.support import TEST_SECRET, free_port, make_settings
-from wafile.db import migrate
-from wafile.db.engine import create_engine, session_factory, transaction
-from wafile.services.accounts import accounts
-from wafile.services.api_keys import api_keys
-
-
-async def prepare(database_url: str, tmp: Path) -> str:
-    settings = make_settings(tmp, database_url)
-    engine = create_engine(settings.effective_database_url)
-    await migrate.upgrade(engine)
-    async with transaction(session_factory(engine)) as s:
-        await accounts.ensure(s, "bench", now=datetime.now(UTC))
-        key = (await api_keys.create(s, account_name="bench", now=datetime.now(UTC))).plaintext
-    await engine.dispose()
-    return key
-
-
-def serve(database_url: str, tmp: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("WAFILE_")},
-        "WAFILE_DATABASE_URL": database_url,
-        "WAFILE_DATA_DIR": str(tmp / "var"),
-        "WAFILE_SECRET_KEY": TEST_SECRET,
-        "WAFILE_SANDBOX": "false",
-        "WAFILE_LOG_LEVEL": "warning",
-    }
-    cmd = [sys.executable, "-m", "wafile", "serve", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("wafile serve did not start")
+from bench.server import prepare, serve
+from tests.support import free_port
 
 
 async def hammer(url: str, path: str, key: str, total: int, concurrency: int) -> list[float]:

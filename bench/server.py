@@ -1,0 +1,62 @@
+"""Shared by the benchmarks: a throw-away account and key, and `wafile serve` as a
+separate process (as in production)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from tests.support import TEST_SECRET, make_settings
+from wafile.db import migrate
+from wafile.db.engine import create_engine, session_factory, transaction
+from wafile.services.accounts import accounts
+from wafile.services.api_keys import api_keys
+
+__all__ = ["prepare", "serve", "wait_until_up"]
+
+
+async def prepare(database_url: str, tmp: Path) -> str:
+    """Migrate the database and return an API key of a fresh `bench` account."""
+    settings = make_settings(tmp, database_url)
+    engine = create_engine(settings.effective_database_url)
+    await migrate.upgrade(engine)
+    async with transaction(session_factory(engine)) as s:
+        await accounts.ensure(s, "bench", now=datetime.now(UTC))
+        key = (await api_keys.create(s, account_name="bench", now=datetime.now(UTC))).plaintext
+    await engine.dispose()
+    return key
+
+
+def serve(database_url: str, tmp: Path, port: int, **settings: str) -> subprocess.Popen[bytes]:
+    """`wafile serve` on 127.0.0.1:port; `settings` are extra WAFILE_* values."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WAFILE_")},
+        "WAFILE_DATABASE_URL": database_url,
+        "WAFILE_DATA_DIR": str(tmp / "var"),
+        "WAFILE_SECRET_KEY": TEST_SECRET,
+        "WAFILE_SANDBOX": "false",
+        "WAFILE_LOG_LEVEL": "warning",
+        **{f"WAFILE_{k.upper()}": v for k, v in settings.items()},
+    }
+    cmd = [sys.executable, "-m", "wafile", "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp)
+    wait_until_up(proc, f"http://127.0.0.1:{port}/healthz")
+    return proc
+
+
+def wait_until_up(proc: subprocess.Popen[bytes], url: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"the server behind {url} did not start")
