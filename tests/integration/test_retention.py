@@ -3,6 +3,7 @@ does what a crash leaves behind, while shared and fresh content stays."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import time
@@ -133,3 +134,22 @@ async def test_a_media_row_removed_twice_drops_its_reference_once(
                 assert row is not None and row.ref_count == 1
             kept = await http.get(f"/v1/media/{second['id']}/content")
             assert kept.content == PDF
+
+
+async def test_serve_sweeps_by_itself(settings: Settings, engine: AsyncEngine) -> None:
+    clock = FixedClock(datetime.now(UTC))
+    settings = settings.with_overrides(media_retention_days=1, sweep_interval_seconds=0.1)
+    key = await make_key(engine)
+    with LiveServer(settings, clock=clock) as server:
+        async with server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+            item = (await http.post("/v1/media", files={"file": ("a.pdf", PDF)})).json()
+            await asyncio.sleep(0.3)  # a few sweeps: nothing has expired yet
+            assert (await http.get(f"/v1/media/{item['id']}")).status_code == 200
+            clock.advance(timedelta(days=2))
+            for _ in range(100):  # bounded: 10 s at most
+                if (await http.get(f"/v1/media/{item['id']}")).status_code == 404:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the server's sweeper never removed the expired media")
+    assert await stored(settings) == []
