@@ -13,6 +13,7 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -121,7 +122,13 @@ class Settings(BaseSettings):
 
     @property
     def effective_media_url(self) -> str:
-        return self.media_url or (self.data_dir / "media").resolve().as_uri()
+        if not self.media_url:
+            return (self.data_dir / "media").resolve().as_uri()
+        rest = self.media_url.removeprefix("file://")
+        if rest != self.media_url and not rest.startswith(("/", "localhost/")):
+            # `file://./var/media` or `file://var/media`: relative to the working folder.
+            return Path(unquote(rest)).resolve().as_uri()
+        return self.media_url
 
     @property
     def effective_public_url(self) -> str:

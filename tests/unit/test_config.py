@@ -34,6 +34,23 @@ def test_defaults_serve_the_embedded_case(tmp_path: Path) -> None:
     assert s.is_sqlite
 
 
+@pytest.mark.parametrize(
+    ("given", "folder"),
+    [("file://./var/media", "var/media"), ("file://store", "store"), ("file://a%20b", "a b")],
+)
+def test_relative_media_folder_is_relative_to_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str, folder: str
+) -> None:
+    monkeypatch.setenv("WAFILE_MEDIA_URL", given)
+    assert load_settings().effective_media_url == (tmp_path / folder).as_uri()
+
+
+def test_absolute_media_urls_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    for url in ("file:///srv/media", "file://localhost/srv/media", "s3://bucket/p"):
+        monkeypatch.setenv("WAFILE_MEDIA_URL", url)
+        assert load_settings().effective_media_url == url
+
+
 def test_secret_is_generated_once_private_and_reused(tmp_path: Path) -> None:
     first = load_settings()
     path = tmp_path / "var" / "secret_key"
