@@ -15,6 +15,7 @@ from wafile.api.metrics import HttpMetrics
 from wafile.api.middleware import RequestContextMiddleware
 from wafile.api.problems import install_problem_handlers
 from wafile.api.routers import account, health, media
+from wafile.api.sandbox import mount_sandbox, sandbox_emulators
 from wafile.clock import Clock, SystemClock
 from wafile.config import Settings
 from wafile.db.engine import create_engine, session_factory
@@ -38,6 +39,7 @@ def create_app(
     engine = engine or create_engine(settings.effective_database_url)
     store = open_media_store(settings)
     metrics = HttpMetrics()
+    emulators = sandbox_emulators(settings) if settings.sandbox else None
     ctx = AppContext(
         settings=settings,
         engine=engine,
@@ -61,6 +63,8 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if emulators is not None:
+                await emulators.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -76,4 +80,6 @@ def create_app(
     app.include_router(account.router)
     app.include_router(media.router)
     app.include_router(media.links)
+    if emulators is not None:
+        mount_sandbox(app, emulators)
     return app

@@ -14,6 +14,7 @@ import typer
 from wafile import __version__
 from wafile.cli.admin import accounts_app, keys_app
 from wafile.cli.common import clock, engine, err, errors_to_exit, out, run, session, settings_for
+from wafile.cli.emulator import emulator_app
 from wafile.cli.media import media_app
 from wafile.config import Settings
 from wafile.db import migrate as migrations
@@ -35,6 +36,7 @@ app = typer.Typer(
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(media_app, name="media")
+app.add_typer(emulator_app, name="emulator")
 
 
 @app.command()

@@ -2,16 +2,51 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wafile.core.signed_links import derive_key
 from wafile.services.accounts import accounts
 from wafile.services.api_keys import CreatedKey, api_keys
 
-__all__ = ["SANDBOX_ACCOUNT", "ensure_sandbox"]
+__all__ = ["SANDBOX_ACCOUNT", "SandboxCredentials", "ensure_sandbox", "sandbox_credentials"]
 
 SANDBOX_ACCOUNT = "sandbox"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SandboxCredentials:
+    """What wafile and its embedded emulators share in sandbox mode.
+
+    Derived from the server secret: stable across restarts (a sender configured
+    against them keeps working) and unguessable without the secret, although the
+    emulators only ever answer on wafile's own address.
+    """
+
+    whatsapp_phone_number_id: str = "100000000000001"
+    whatsapp_display_number: str = "15550009999"
+    whatsapp_waba_id: str = "100000000000002"
+    whatsapp_access_token: str = field(repr=False)
+    whatsapp_app_secret: str = field(repr=False)
+    whatsapp_verify_token: str = field(repr=False)
+    sms_account_sid: str
+    sms_auth_token: str = field(repr=False)
+    sms_from_number: str = "+15550001000"
+
+
+def sandbox_credentials(secret_key: str) -> SandboxCredentials:
+    def derived(purpose: str, length: int) -> str:
+        return derive_key(secret_key, f"sandbox/{purpose}").hex()[:length]
+
+    return SandboxCredentials(
+        whatsapp_access_token="EAAsandbox" + derived("whatsapp-token", 48),
+        whatsapp_app_secret=derived("whatsapp-app-secret", 32),
+        whatsapp_verify_token=derived("whatsapp-verify-token", 24),
+        sms_account_sid="AC" + derived("sms-account-sid", 32),
+        sms_auth_token=derived("sms-auth-token", 32),
+    )
 
 
 async def ensure_sandbox(session: AsyncSession, *, now: datetime) -> CreatedKey | None:

@@ -1,0 +1,72 @@
+"""`wafile emulator whatsapp` as a user runs it: a process serving Graph routes at the root."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.test_cli import WAFILE, run
+from tests.support import free_port
+
+
+def test_whatsapp_emulator_alone_with_a_world_file(tmp_path: Path) -> None:
+    world = tmp_path / "world.yaml"
+    world.write_text(
+        "numbers:\n"
+        '  - {phone_number_id: "1001", display_phone_number: "15550001001", waba_id: "2001",\n'
+        '     access_token: "tok", app_secret: "sec", webhook_url: null, verify_token: "vt"}\n'
+        "phones:\n"
+        '  - {number: "4915100000001", window_open: true, deliver_after: 0.05}\n'
+    )
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WAFILE_")}
+    proc = subprocess.Popen(
+        [WAFILE, "emulator", "whatsapp", "--port", str(port), "--world", str(world)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/_control/world", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "did not start"
+                time.sleep(0.1)
+        sent = httpx.post(
+            f"{base}/v23.0/1001/messages",
+            headers={"Authorization": "Bearer tok"},
+            json={
+                "messaging_product": "whatsapp",
+                "to": "+49 151 00000001",
+                "type": "text",
+                "text": {"body": "hello"},
+            },
+        )
+        assert sent.status_code == 200, sent.text
+        wrong = httpx.post(f"{base}/v23.0/1001/messages", headers={"Authorization": "Bearer x"})
+        assert wrong.json()["error"]["code"] == 190
+        inbox = httpx.get(f"{base}/_control/phones/4915100000001/inbox").json()["messages"]
+        assert [m["text"] for m in inbox] == ["hello"]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+def test_a_bad_world_file_is_one_line(tmp_path: Path) -> None:
+    world = tmp_path / "world.yaml"
+    world.write_text("numbers:\n  - {phone_number_id: abc}\n")
+    result = run(tmp_path, "emulator", "whatsapp", "--world", str(world), ok=False)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "numbers[0]" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
