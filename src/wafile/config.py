@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     link_lifetime_seconds: int = Field(default=3600, ge=1, le=366 * 24 * 3600)
     # 0 turns the periodic retention sweep off (run `wafile media sweep` instead).
     sweep_interval_seconds: float = Field(default=3600, ge=0)
+    # Job queue and workers (docs/jobs.md)
+    embedded_worker: bool = True  # `wafile serve` runs one worker in-process
+    worker_concurrency: int = Field(default=10, ge=1, le=1000)
+    job_lease_seconds: float = Field(default=60, ge=1)
+    worker_poll_seconds: float = Field(default=1.0, gt=0, le=3600)
+    worker_grace_seconds: float = Field(default=20, ge=0)
     s3_endpoint_url: str = ""
     s3_region: str = ""
     s3_access_key_id: str = ""

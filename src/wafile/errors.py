@@ -18,10 +18,12 @@ own envelope (the native API as RFC 9457 problem+json). Nothing below raises
         ├── NotFound                 404 not_found
         │   ├── AccountNotFound      404 account_not_found
         │   ├── ApiKeyNotFound       404 api_key_not_found
-        │   └── MediaNotFound        404 media_not_found
+        │   ├── MediaNotFound        404 media_not_found
+        │   └── SenderNotFound       404 sender_not_found
         ├── MethodNotAllowed         405 method_not_allowed
         ├── Conflict                 409 conflict
-        │   └── AccountExists        409 account_exists
+        │   ├── AccountExists        409 account_exists
+        │   └── SenderExists         409 sender_exists
         ├── PayloadTooLarge          413 payload_too_large
         ├── UnsupportedMediaType     415 unsupported_media_type
         ├── RangeNotSatisfiable      416 range_not_satisfiable
@@ -50,6 +52,8 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RangeNotSatisfiable",
+    "SenderExists",
+    "SenderNotFound",
     "ServiceUnavailable",
     "Unauthorized",
     "UnsupportedMediaType",
@@ -149,6 +153,12 @@ class AccountExists(Conflict):
     code = "account_exists"
 
 
+class SenderExists(Conflict):
+    """The account already has a sender with this name."""
+
+    code = "sender_exists"
+
+
 class ValidationFailed(ClientError):
     """The request is not valid."""
 
@@ -172,6 +182,12 @@ class LinkInvalid(Forbidden):
     """The download link has expired or was altered."""
 
     code = "link_invalid"
+
+
+class SenderNotFound(NotFound):
+    """No such sender in this account."""
+
+    code = "sender_not_found"
 
 
 class MediaNotFound(NotFound):

@@ -18,7 +18,7 @@ from typing import Any
 from wafile.config import LogFormat
 from wafile.core.api_keys import redact_keys
 
-__all__ = ["request_id_var", "setup_logging"]
+__all__ = ["request_id_var", "scrub", "setup_logging"]
 
 request_id_var: ContextVar[str | None] = ContextVar("wafile_request_id", default=None)
 

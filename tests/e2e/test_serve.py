@@ -76,6 +76,14 @@ def test_first_start_prints_a_working_key_once(tmp_path: Path) -> None:
             assert ok.status_code == 200 and ok.json()["name"] == "sandbox"
             bad = http.get("/v1/account", headers={"Authorization": f"Bearer {key[:-1]}0"})
             assert bad.status_code == 401
+            # The sandbox sender points at the emulator on this start's address.
+            listed = http.get("/v1/senders", headers={"Authorization": f"Bearer {key}"}).json()
+            [sender] = listed["data"]
+            assert sender["name"] == "sandbox" and sender["default"] is True
+            assert sender["graph_url"] == f"{second.url}/_emulator/whatsapp"
+            pnid = sender["phone_number_id"]
+            world = http.get("/_emulator/whatsapp/_control/numbers").json()
+            assert pnid in json.dumps(world)
     finally:
         out2, err2 = second.stop()
     assert "wfk_" not in out2  # shown once, on first start only

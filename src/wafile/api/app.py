@@ -14,12 +14,13 @@ from wafile.api.context import AppContext
 from wafile.api.metrics import HttpMetrics
 from wafile.api.middleware import RequestContextMiddleware
 from wafile.api.problems import install_problem_handlers
-from wafile.api.routers import account, health, media
+from wafile.api.routers import account, health, media, senders
 from wafile.api.sandbox import mount_sandbox, sandbox_emulators
 from wafile.clock import Clock, SystemClock
 from wafile.config import Settings
+from wafile.crypto import Sealer
 from wafile.db.engine import create_engine, session_factory
-from wafile.dispatch.sweeper import run_periodically as sweeper_loop
+from wafile.dispatch.worker import run_embedded_worker
 from wafile.services.media import open_media_store
 
 __all__ = ["create_app"]
@@ -47,16 +48,14 @@ def create_app(
         clock=clock or SystemClock(),
         metrics=metrics,
         store=store,
+        sealer=Sealer(settings.secret_key),
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        tasks: list[asyncio.Task[None]] = []
-        if settings.sweep_interval_seconds > 0:
-            sweeper = sweeper_loop(
-                ctx.sessions, store, ctx.clock, interval=settings.sweep_interval_seconds
-            )
-            tasks.append(asyncio.create_task(sweeper, name="retention-sweeper"))
+        # One worker in-process (sends, deadlines, sweeps); `wafile worker` runs more.
+        worker = run_embedded_worker(engine, ctx.sessions, store, ctx.clock, settings)
+        tasks = [asyncio.create_task(worker, name="embedded-worker")]
         try:
             yield
         finally:
@@ -80,6 +79,7 @@ def create_app(
     app.include_router(account.router)
     app.include_router(media.router)
     app.include_router(media.links)
+    app.include_router(senders.router)
     if emulators is not None:
         mount_sandbox(app, emulators)
     return app

@@ -1,4 +1,4 @@
-"""What one running app holds: settings, database, clock and metrics."""
+"""What one running app holds: settings, database, clock, metrics, store and sealer."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from wafile.api.metrics import HttpMetrics
 from wafile.clock import Clock
 from wafile.config import Settings
+from wafile.crypto import Sealer
 from wafile.media.store import BlobStore
 
 __all__ = ["AppContext"]
@@ -22,3 +23,4 @@ class AppContext:
     clock: Clock
     metrics: HttpMetrics
     store: BlobStore
+    sealer: Sealer  # opens and seals the credentials stored at rest

@@ -15,11 +15,11 @@ from fastapi import FastAPI
 from wafile.config import Settings
 from wafile.core.media_rules import EXTRA_TYPES
 from wafile.emulator.whatsapp import WhatsAppEmulator, create_whatsapp_app, sandbox_world
-from wafile.services.sandbox import sandbox_credentials
+from wafile.services.sandbox import WHATSAPP_EMULATOR_PATH, sandbox_credentials
 
 __all__ = ["WHATSAPP_PREFIX", "SandboxEmulators", "mount_sandbox", "sandbox_emulators"]
 
-WHATSAPP_PREFIX = "/_emulator/whatsapp"
+WHATSAPP_PREFIX = WHATSAPP_EMULATOR_PATH
 
 
 @dataclass(frozen=True, slots=True)

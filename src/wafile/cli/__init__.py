@@ -16,12 +16,15 @@ from wafile.cli.admin import accounts_app, keys_app
 from wafile.cli.common import clock, engine, err, errors_to_exit, out, run, session, settings_for
 from wafile.cli.emulator import emulator_app
 from wafile.cli.media import media_app
+from wafile.cli.senders import senders_app
+from wafile.cli.worker import worker
 from wafile.config import Settings
+from wafile.crypto import Sealer
 from wafile.db import migrate as migrations
 from wafile.db.engine import safe_url
 from wafile.errors import ConfigError
 from wafile.services.api_keys import CreatedKey
-from wafile.services.sandbox import SANDBOX_ACCOUNT, ensure_sandbox
+from wafile.services.sandbox import SANDBOX_ACCOUNT, ensure_sandbox, ensure_sandbox_sender
 
 __all__ = ["app", "main"]
 
@@ -36,7 +39,9 @@ app = typer.Typer(
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(media_app, name="media")
+app.add_typer(senders_app, name="senders")
 app.add_typer(emulator_app, name="emulator")
+app.command()(worker)
 
 
 @app.command()
@@ -84,6 +89,13 @@ async def _prepare_serve(settings: Settings) -> CreatedKey | None:
         if not settings.sandbox:
             return None
         created = await ensure_sandbox(unit, now=clock.now())
+        await ensure_sandbox_sender(
+            unit,
+            Sealer(settings.secret_key),
+            secret_key=settings.secret_key,
+            public_url=settings.effective_public_url,
+            now=clock.now(),
+        )
     if created is None:
         err.print(
             f"sandbox mode: account '{SANDBOX_ACCOUNT}' exists; its key was shown on first "

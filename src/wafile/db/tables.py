@@ -7,13 +7,25 @@ disagree.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from wafile.db.types import UTCDateTime
 
-__all__ = ["AccountRow", "ApiKeyRow", "Base", "BlobRow", "MediaRow"]
+__all__ = ["AccountRow", "ApiKeyRow", "Base", "BlobRow", "JobRow", "MediaRow", "SenderRow"]
 
 # Named constraints, so migrations can refer to them on both databases.
 NAMING = {
@@ -88,4 +100,52 @@ class MediaRow(Base):
         Index("ix_media_account_created", "account_id", "created_at", "id"),
         Index("ix_media_expires_at", "expires_at"),
         Index("ix_media_sha256", "sha256"),
+    )
+
+
+class SenderRow(Base):
+    """A business number on a channel; credentials only sealed (see wafile.crypto)."""
+
+    __tablename__ = "senders"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("accounts.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sealed_secrets: Mapped[str] = mapped_column(Text)
+    is_default: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+
+
+class JobRow(Base):
+    """One job of the queue (`db/jobs.py` holds all its SQL, docs/jobs.md the why)."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Unique but nullable: most jobs have none; a singleton (the recurring sweep) or
+    # "one send job per attempt" has one, and a second enqueue of it is ignored.
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True)
+    dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (
+        # The claim: live jobs (dead_at IS NULL) due by now, oldest run_at first; also
+        # the worker's "when is the next one due" and the listing of dead jobs. The
+        # lease columns stay unindexed on purpose: claims and heartbeats then update
+        # no index, which lets PostgreSQL update the rows in place (HOT).
+        Index("ix_jobs_claim", "dead_at", "run_at"),
     )

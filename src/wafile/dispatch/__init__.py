@@ -1,1 +1,1 @@
-"""Work that runs outside a request: the retention sweeper (the job queue comes next)."""
+"""Work outside requests: the job queue's worker, its handlers, the retention sweep."""

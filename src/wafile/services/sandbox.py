@@ -7,13 +7,26 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wafile.core.senders import Sender, WhatsAppSecrets, WhatsAppSender
 from wafile.core.signed_links import derive_key
+from wafile.crypto import Sealer
 from wafile.services.accounts import accounts
 from wafile.services.api_keys import CreatedKey, api_keys
+from wafile.services.senders import senders
 
-__all__ = ["SANDBOX_ACCOUNT", "SandboxCredentials", "ensure_sandbox", "sandbox_credentials"]
+__all__ = [
+    "SANDBOX_ACCOUNT",
+    "SANDBOX_SENDER",
+    "WHATSAPP_EMULATOR_PATH",
+    "SandboxCredentials",
+    "ensure_sandbox",
+    "ensure_sandbox_sender",
+    "sandbox_credentials",
+]
 
 SANDBOX_ACCOUNT = "sandbox"
+SANDBOX_SENDER = "sandbox"
+WHATSAPP_EMULATOR_PATH = "/_emulator/whatsapp"  # where serve mounts the emulator
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -59,4 +72,30 @@ async def ensure_sandbox(session: AsyncSession, *, now: datetime) -> CreatedKey 
         return None
     return await api_keys.create(
         session, account_name=SANDBOX_ACCOUNT, name="sandbox (first start)", now=now
+    )
+
+
+async def ensure_sandbox_sender(
+    session: AsyncSession, sealer: Sealer, *, secret_key: str, public_url: str, now: datetime
+) -> Sender:
+    """The sandbox account's WhatsApp sender, wired to the emulator serve mounts."""
+    creds = sandbox_credentials(secret_key)
+    account, _ = await accounts.ensure(session, SANDBOX_ACCOUNT, now=now)
+    return await senders.configure_sandbox(
+        session,
+        sealer,
+        account=account,
+        name=SANDBOX_SENDER,
+        config=WhatsAppSender(
+            phone_number_id=creds.whatsapp_phone_number_id,
+            waba_id=creds.whatsapp_waba_id,
+            display_phone_number=creds.whatsapp_display_number,
+            graph_url=public_url + WHATSAPP_EMULATOR_PATH,
+        ),
+        secrets=WhatsAppSecrets(
+            access_token=creds.whatsapp_access_token,
+            app_secret=creds.whatsapp_app_secret,
+            verify_token=creds.whatsapp_verify_token,
+        ),
+        now=now,
     )

@@ -1,0 +1,274 @@
+"""Job repository: all SQL of the job queue (docs/jobs.md tells the story).
+
+Every method runs inside the caller's transaction. Enqueueing in the same session as
+the rows the job is about is the transactional outbox: both commit, or neither.
+
+Claiming is one statement on both databases: an UPDATE of the rows a sub-select
+picks, returning them. On PostgreSQL the sub-select locks its rows `FOR UPDATE SKIP
+LOCKED`, so concurrent claimers on any number of machines never pick the same job
+and never wait on each other; the CTE is `MATERIALIZED` so the planner cannot run the
+locking sub-select twice and claim more than `limit`. On SQLite the engine's BEGIN
+IMMEDIATE serialises writers, which gives the same guarantee.
+
+Every finishing write (complete, retry, bury, release, reschedule) applies only
+while `lease_owner` is still the caller: a worker whose lease expired and was taken
+over learns so (False) instead of overwriting the new owner's work.
+
+On PostgreSQL, whatever makes a job claimable also runs `NOTIFY wafile_jobs`; it is
+delivered on commit (and never when the transaction rolls back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wafile.core.jobs import DEFAULT_MAX_ATTEMPTS, Job
+from wafile.db.tables import JobRow
+from wafile.ids import new_id
+
+__all__ = ["NOTIFY_CHANNEL", "JobRepository"]
+
+NOTIFY_CHANNEL: Final = "wafile_jobs"
+
+
+def _job(row: Any) -> Job:
+    return Job(
+        id=row.id,
+        kind=row.kind,
+        payload=row.payload,
+        run_at=row.run_at,
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        created_at=row.created_at,
+        dedupe_key=row.dedupe_key,
+        lease_owner=row.lease_owner,
+        lease_expires_at=row.lease_expires_at,
+        last_error=row.last_error,
+        dead_at=row.dead_at,
+    )
+
+
+def _held(job_id: str, owner: str) -> ColumnElement[bool]:
+    return and_(JobRow.id == job_id, JobRow.lease_owner == owner)
+
+
+class JobRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def _is_postgres(self) -> bool:
+        return self._session.get_bind().dialect.name == "postgresql"
+
+    async def _notify(self) -> None:
+        # PostgreSQL folds identical notifications of one transaction into one.
+        if self._is_postgres():
+            await self._session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+    async def enqueue(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        run_at: datetime,
+        *,
+        now: datetime,
+        dedupe_key: str | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> str | None:
+        """Add a job; its id, or None when a job with this `dedupe_key` already exists.
+
+        A dead job keeps its key: revive or delete it to enqueue that key again.
+        """
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        insert = pg_insert if self._is_postgres() else sqlite_insert
+        stmt = (
+            insert(JobRow)
+            .values(
+                id=new_id("job"),
+                kind=kind,
+                payload=dict(payload),
+                run_at=run_at,
+                attempts=0,
+                max_attempts=max_attempts,
+                created_at=now,
+                dedupe_key=dedupe_key,
+            )
+            .on_conflict_do_nothing(index_elements=[JobRow.dedupe_key])
+            .returning(JobRow.id)
+        )
+        job_id = await self._session.scalar(stmt)
+        if job_id is not None:
+            await self._notify()
+        return job_id
+
+    async def claim(
+        self,
+        owner: str,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        *,
+        kinds: Collection[str] | None = None,
+    ) -> list[Job]:
+        """Lease up to `limit` due jobs to `owner`, oldest `run_at` first.
+
+        Due: `run_at <= now`, not dead, and no live lease (none, or expired). Each
+        claim counts one attempt. `kinds` limits the claim to the kinds this worker
+        can run (a rolling upgrade must not hand new kinds to old workers).
+        """
+        if limit < 1:
+            return []
+        pick = (
+            select(JobRow.id)
+            .where(
+                JobRow.dead_at.is_(None),
+                JobRow.run_at <= now,
+                or_(JobRow.lease_expires_at.is_(None), JobRow.lease_expires_at < now),
+            )
+            .order_by(JobRow.run_at, JobRow.id)
+            .limit(limit)
+        )
+        if kinds is not None:
+            pick = pick.where(JobRow.kind.in_(list(kinds)))
+        if self._is_postgres():
+            pick = pick.with_for_update(skip_locked=True)
+        picked = pick.cte("picked").prefix_with("MATERIALIZED", dialect="postgresql")
+        stmt = (
+            update(JobRow)
+            .where(JobRow.id.in_(select(picked.c.id)))
+            .values(
+                lease_owner=owner,
+                lease_expires_at=now + lease,
+                attempts=JobRow.attempts + 1,
+            )
+            .returning(*JobRow.__table__.columns)
+        )
+        rows = (await self._session.execute(stmt)).all()
+        # RETURNING has no order of its own.
+        return sorted((_job(row) for row in rows), key=lambda j: (j.run_at, j.id))
+
+    async def complete(self, job_id: str, owner: str) -> bool:
+        """Delete the finished job; False when `owner` no longer holds its lease."""
+        result = await self._session.execute(delete(JobRow).where(_held(job_id, owner)))
+        return _rowcount(result) == 1
+
+    async def retry(self, job_id: str, owner: str, run_at: datetime, error: str) -> bool:
+        """Release the lease; the job runs again at `run_at`."""
+        done = await self._finish(
+            job_id,
+            owner,
+            run_at=run_at,
+            last_error=error,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        if done:
+            await self._notify()
+        return done
+
+    async def bury(self, job_id: str, owner: str, error: str, now: datetime) -> bool:
+        """Mark the job dead: kept with its `last_error`, never claimed again."""
+        return await self._finish(
+            job_id, owner, dead_at=now, last_error=error, lease_owner=None, lease_expires_at=None
+        )
+
+    async def release(self, job_id: str, owner: str) -> bool:
+        """Give the job back untried (shutdown): the attempt does not count."""
+        done = await self._finish(
+            job_id,
+            owner,
+            attempts=JobRow.attempts - 1,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        if done:
+            await self._notify()
+        return done
+
+    async def reschedule(self, job_id: str, owner: str, run_at: datetime) -> bool:
+        """A recurring job succeeded: the same row (and dedupe key) runs again at `run_at`.
+
+        Attempts start again from zero: they count failures of one run, not of the series.
+        """
+        done = await self._finish(
+            job_id,
+            owner,
+            run_at=run_at,
+            attempts=0,
+            last_error=None,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        if done:
+            await self._notify()
+        return done
+
+    async def _finish(self, job_id: str, owner: str, **values: Any) -> bool:
+        result = await self._session.execute(
+            update(JobRow).where(_held(job_id, owner)).values(**values)
+        )
+        return _rowcount(result) == 1
+
+    async def heartbeat(
+        self, owner: str, job_ids: Collection[str], *, now: datetime, lease: timedelta
+    ) -> set[str]:
+        """Extend the leases `owner` still holds among `job_ids`; the ids extended."""
+        if not job_ids:
+            return set()
+        stmt = (
+            update(JobRow)
+            .where(JobRow.lease_owner == owner, JobRow.id.in_(list(job_ids)))
+            .values(lease_expires_at=now + lease)
+            .returning(JobRow.id)
+        )
+        return set((await self._session.scalars(stmt)).all())
+
+    async def next_run_at(self, *, kinds: Collection[str] | None = None) -> datetime | None:
+        """The earliest `run_at` of a job nobody holds (expired leases are not seen:
+        the worker's poll interval bounds how late they are picked up)."""
+        stmt = select(func.min(JobRow.run_at)).where(
+            JobRow.dead_at.is_(None), JobRow.lease_owner.is_(None)
+        )
+        if kinds is not None:
+            stmt = stmt.where(JobRow.kind.in_(list(kinds)))
+        return await self._session.scalar(stmt)
+
+    async def get(self, job_id: str) -> Job | None:
+        row = await self._session.get(JobRow, job_id)
+        return _job(row) if row is not None else None
+
+    async def by_dedupe_key(self, dedupe_key: str) -> Job | None:
+        row = await self._session.scalar(select(JobRow).where(JobRow.dedupe_key == dedupe_key))
+        return _job(row) if row is not None else None
+
+    async def dead(self, *, limit: int, kind: str | None = None) -> list[Job]:
+        """Dead jobs, most recent first, for inspection."""
+        stmt = select(JobRow).where(JobRow.dead_at.is_not(None))
+        if kind is not None:
+            stmt = stmt.where(JobRow.kind == kind)
+        stmt = stmt.order_by(JobRow.dead_at.desc(), JobRow.id).limit(limit)
+        return [_job(row) for row in await self._session.scalars(stmt)]
+
+    async def revive(self, job_id: str, *, now: datetime) -> bool:
+        """Give a dead job a fresh set of attempts, due now (after fixing its cause)."""
+        result = await self._session.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.dead_at.is_not(None))
+            .values(dead_at=None, attempts=0, run_at=now)
+        )
+        done = _rowcount(result) == 1
+        if done:
+            await self._notify()
+        return done
+
+
+def _rowcount(result: Any) -> int:
+    # DML results are CursorResults; the typed Result does not declare rowcount.
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,120 @@
+"""What a job handler sees: its context, the registry of handlers by kind, `RetryLater`.
+
+A handler is `async def handler(job: Job, ctx: JobContext) -> None`. It returns to
+succeed, raises `RetryLater(after)` to run again later by its own decision (rate
+limits, a provider's Retry-After), and raises anything else to fail the attempt
+(retried with backoff until `max_attempts`, then the job is dead).
+
+`ctx.session` is the job's own transaction: what the handler writes there commits
+together with the job's completion, or not at all (and the job's lease is checked
+in that same transaction, so a handler whose job was taken over commits nothing).
+The transaction opens on first use: do slow I/O (HTTP to a provider) before touching
+`ctx.session`, or in short transactions of its own via `ctx.deps.sessions`. On
+SQLite, never hold `ctx.session` while opening another transaction: there is one
+connection, and the second would wait for the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from wafile.clock import Clock
+from wafile.config import Settings
+from wafile.core.jobs import Job
+from wafile.media.store import BlobStore
+
+__all__ = [
+    "Handler",
+    "HandlerRegistry",
+    "JobContext",
+    "RetryLater",
+    "WorkerDeps",
+]
+
+MAX_KIND_LEN: Final = 64  # JobRow.kind
+
+
+class RetryLater(Exception):
+    """Run this job again after `after` (a timedelta or seconds); not a failure.
+
+    It does not bury the job when attempts run out: the handler decides, and can read
+    `job.attempts` to give up by raising something else.
+    """
+
+    def __init__(self, after: timedelta | float, reason: str = "") -> None:
+        self.after = after if isinstance(after, timedelta) else timedelta(seconds=after)
+        if self.after < timedelta(0):
+            raise ValueError("RetryLater needs a delay >= 0")
+        self.reason = reason
+        super().__init__(reason or f"retry in {self.after.total_seconds():g}s")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerDeps:
+    """What handlers share: one set per worker process, built at the edge."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+    settings: Settings
+    store: BlobStore
+
+
+@dataclass(kw_only=True)
+class JobContext:
+    session: AsyncSession  # the job's transaction; see the module docstring
+    deps: WorkerDeps
+    now: datetime  # when this attempt started
+    owner: str  # this worker's lease owner id
+    _again_at: datetime | None = field(default=None, repr=False)
+
+    def run_again_at(self, when: datetime) -> None:
+        """Keep this job (same row, same dedupe key) and run it again at `when`.
+
+        For recurring jobs: on success the row is rescheduled instead of deleted, in
+        the job's transaction, so there is never a moment without the singleton.
+        """
+        self._again_at = when
+
+    @property
+    def again_at(self) -> datetime | None:
+        return self._again_at
+
+
+Handler = Callable[[Job, JobContext], Awaitable[None]]
+
+
+class HandlerRegistry(Mapping[str, Handler]):
+    """Handlers by job kind. A worker claims only the kinds its registry knows."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def register(self, kind: str, handler: Handler) -> None:
+        if not kind or len(kind) > MAX_KIND_LEN:
+            raise ValueError(f"a job kind is 1 to {MAX_KIND_LEN} characters")
+        if kind in self._handlers:
+            raise ValueError(f"a handler for {kind!r} is already registered")
+        self._handlers[kind] = handler
+
+    def handler(self, kind: str) -> Callable[[Handler], Handler]:
+        """`@registry.handler("media.sweep")` registers the decorated function."""
+
+        def decorate(fn: Handler) -> Handler:
+            self.register(kind, fn)
+            return fn
+
+        return decorate
+
+    def __getitem__(self, kind: str) -> Handler:
+        return self._handlers[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._handlers)
+
+    def __len__(self) -> int:
+        return len(self._handlers)

@@ -1,0 +1,150 @@
+"""Senders: add, list, look up, remove; credentials sealed at rest, shown never.
+
+The verify token (what Meta's webhook handshake echoes) may be chosen by the business
+or generated here; a generated one is returned once, at creation, like an API key.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wafile.core.accounts import Account
+from wafile.core.senders import (
+    Channel,
+    Sender,
+    WhatsAppSecrets,
+    WhatsAppSender,
+    check_sender,
+    check_sender_name,
+)
+from wafile.crypto import Sealer, Unsealable
+from wafile.db.senders import SenderRepository
+from wafile.errors import ConfigError, SenderNotFound, ValidationFailed
+from wafile.ids import new_id
+
+__all__ = ["CreatedSender", "SenderService", "senders"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CreatedSender:
+    sender: Sender
+    generated_verify_token: str | None = field(default=None, repr=False)
+
+
+class SenderService:
+    async def add(
+        self,
+        session: AsyncSession,
+        sealer: Sealer,
+        *,
+        account: Account,
+        name: str,
+        config: WhatsAppSender,
+        access_token: str,
+        app_secret: str,
+        verify_token: str | None,
+        is_default: bool,
+        now: datetime,
+    ) -> CreatedSender:
+        generated = None if verify_token else secrets.token_urlsafe(24)
+        secret_values = WhatsAppSecrets(
+            access_token=access_token,
+            app_secret=app_secret,
+            verify_token=verify_token or generated or "",
+        )
+        try:
+            check_sender_name(name)
+            check_sender(config, secret_values)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc)) from None
+        repo = SenderRepository(session)
+        # The first sender of an account is its default whatever the caller said.
+        first = not await repo.list_for(account.id)
+        sender = Sender(
+            id=new_id("snd"),
+            account_id=account.id,
+            name=name,
+            channel=Channel.WHATSAPP,
+            whatsapp=config,
+            is_default=is_default or first,
+            created_at=now,
+        )
+        await repo.add(sender, sealed_secrets=_seal(sealer, secret_values))
+        return CreatedSender(sender=sender, generated_verify_token=generated)
+
+    async def configure_sandbox(
+        self,
+        session: AsyncSession,
+        sealer: Sealer,
+        *,
+        account: Account,
+        name: str,
+        config: WhatsAppSender,
+        secrets: WhatsAppSecrets,
+        now: datetime,
+    ) -> Sender:
+        """Create the sandbox sender, or point it at today's address (the port may differ)."""
+        repo = SenderRepository(session)
+        existing = await repo.get_by_name(account.id, name)
+        if existing is None:
+            sender = Sender(
+                id=new_id("snd"),
+                account_id=account.id,
+                name=name,
+                channel=Channel.WHATSAPP,
+                whatsapp=config,
+                is_default=True,
+                created_at=now,
+            )
+            await repo.add(sender, sealed_secrets=_seal(sealer, secrets))
+            return sender
+        updated = replace(existing, whatsapp=config)
+        await repo.replace(updated, sealed_secrets=_seal(sealer, secrets))
+        return updated
+
+    async def list_for(self, session: AsyncSession, *, account: Account) -> list[Sender]:
+        return await SenderRepository(session).list_for(account.id)
+
+    async def get(self, session: AsyncSession, *, account: Account, name: str) -> Sender:
+        found = await SenderRepository(session).get_by_name(account.id, name)
+        if found is None:
+            raise SenderNotFound(f"no sender {name!r} in this account")
+        return found
+
+    async def remove(self, session: AsyncSession, *, account: Account, name: str) -> None:
+        sender = await self.get(session, account=account, name=name)
+        await SenderRepository(session).remove(sender.id)
+
+    async def with_secrets(
+        self, session: AsyncSession, sealer: Sealer, sender_id: str
+    ) -> tuple[Sender, WhatsAppSecrets]:
+        """A sender by id with its credentials opened (channels, webhook checks)."""
+        found = await SenderRepository(session).get(sender_id)
+        if found is None:
+            raise SenderNotFound(f"no sender {sender_id!r}")
+        sender, sealed = found
+        try:
+            values = json.loads(sealer.open(sealed))
+        except Unsealable as exc:
+            raise ConfigError(f"sender {sender.name!r}: {exc}") from None
+        return sender, WhatsAppSecrets(**values)
+
+
+def _seal(sealer: Sealer, values: WhatsAppSecrets) -> str:
+    return sealer.seal(
+        json.dumps(
+            {
+                "access_token": values.access_token,
+                "app_secret": values.app_secret,
+                "verify_token": values.verify_token,
+            }
+        )
+    )
+
+
+senders = SenderService()
