@@ -15,7 +15,11 @@ from fastapi import FastAPI
 from wafile.config import Settings
 from wafile.core.media_rules import EXTRA_TYPES
 from wafile.emulator.whatsapp import WhatsAppEmulator, create_whatsapp_app, sandbox_world
-from wafile.services.sandbox import WHATSAPP_EMULATOR_PATH, sandbox_credentials
+from wafile.services.sandbox import (
+    SANDBOX_SENDER_ID,
+    WHATSAPP_EMULATOR_PATH,
+    sandbox_credentials,
+)
 
 __all__ = ["WHATSAPP_PREFIX", "SandboxEmulators", "mount_sandbox", "sandbox_emulators"]
 
@@ -37,9 +41,8 @@ def sandbox_emulators(settings: Settings) -> SandboxEmulators:
         phone_number_id=creds.whatsapp_phone_number_id,
         access_token=creds.whatsapp_access_token,
         app_secret=creds.whatsapp_app_secret,
-        # wafile's webhook receiver comes with the sending path; until then the
-        # emulator records statuses without posting them anywhere.
-        webhook_url=None,
+        # The sandbox sender's webhook: statuses and inbound messages come back here.
+        webhook_url=f"{settings.effective_public_url}/webhooks/whatsapp/{SANDBOX_SENDER_ID}",
         verify_token=creds.whatsapp_verify_token,
         display_phone_number=creds.whatsapp_display_number,
         waba_id=creds.whatsapp_waba_id,

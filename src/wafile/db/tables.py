@@ -25,7 +25,19 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from wafile.db.types import UTCDateTime
 
-__all__ = ["AccountRow", "ApiKeyRow", "Base", "BlobRow", "JobRow", "MediaRow", "SenderRow"]
+__all__ = [
+    "AccountRow",
+    "ApiKeyRow",
+    "Base",
+    "BlobRow",
+    "ConversationWindowRow",
+    "InboundMessageRow",
+    "JobRow",
+    "MediaRow",
+    "ProviderStatusRow",
+    "SenderRow",
+    "WebhookReceiptRow",
+]
 
 # Named constraints, so migrations can refer to them on both databases.
 NAMING = {
@@ -149,3 +161,76 @@ class JobRow(Base):
         # no index, which lets PostgreSQL update the rows in place (HOT).
         Index("ix_jobs_claim", "dead_at", "run_at"),
     )
+
+
+class WebhookReceiptRow(Base):
+    """A provider's webhook body exactly as received (signature already checked),
+    kept until a job has applied it: acknowledged fast, processed reliably."""
+
+    __tablename__ = "webhook_receipts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sender_id: Mapped[str] = mapped_column(String(40), ForeignKey("senders.id", ondelete="CASCADE"))
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ConversationWindowRow(Base):
+    """When a user last wrote to a sender: the 24-hour window opens from there."""
+
+    __tablename__ = "conversation_windows"
+
+    sender_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("senders.id", ondelete="CASCADE"), primary_key=True
+    )
+    wa_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_inbound_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class InboundMessageRow(Base):
+    """A message a user sent to one of the account's senders (deduplicated by wamid)."""
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("accounts.id", ondelete="CASCADE")
+    )
+    sender_id: Mapped[str] = mapped_column(String(40), ForeignKey("senders.id", ondelete="CASCADE"))
+    provider_id: Mapped[str] = mapped_column(String(200))
+    from_number: Mapped[str] = mapped_column(String(32))
+    profile_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    type: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    provider_media_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    media_filename: Mapped[str | None] = mapped_column(Text, nullable=True)
+    media_mime_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    caption: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reply_to: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("sender_id", "provider_id"),
+        Index("ix_inbound_messages_account_received", "account_id", "received_at", "id"),
+    )
+
+
+class ProviderStatusRow(Base):
+    """Each (message, status) a provider reported, once: the dedupe record and the raw
+    timeline the message state machine applies."""
+
+    __tablename__ = "provider_statuses"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sender_id: Mapped[str] = mapped_column(String(40), ForeignKey("senders.id", ondelete="CASCADE"))
+    provider_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    error_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error_title: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_details: Mapped[str | None] = mapped_column(Text, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("sender_id", "provider_id", "status"),)

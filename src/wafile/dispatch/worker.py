@@ -41,9 +41,11 @@ from wafile.db.jobs import JobRepository
 from wafile.db.notify import listen, supports_listen
 from wafile.dispatch.jobs import HandlerRegistry, JobContext, RetryLater, WorkerDeps
 from wafile.dispatch.sweeper import SWEEP_KIND, ensure_sweep_job, sweep_job
+from wafile.dispatch.webhooks import apply_webhook
 from wafile.errors import WafileError
 from wafile.logs import scrub
 from wafile.media.store import BlobStore
+from wafile.services.webhooks import WEBHOOK_KIND
 
 __all__ = [
     "Worker",
@@ -405,6 +407,7 @@ def standard_handlers() -> HandlerRegistry:
     """The job kinds wafile runs. Add new kinds here."""
     handlers = HandlerRegistry()
     handlers.register(SWEEP_KIND, sweep_job)
+    handlers.register(WEBHOOK_KIND, apply_webhook)
     return handlers
 
 

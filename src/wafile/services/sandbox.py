@@ -17,6 +17,7 @@ from wafile.services.senders import senders
 __all__ = [
     "SANDBOX_ACCOUNT",
     "SANDBOX_SENDER",
+    "SANDBOX_SENDER_ID",
     "WHATSAPP_EMULATOR_PATH",
     "SandboxCredentials",
     "ensure_sandbox",
@@ -26,6 +27,7 @@ __all__ = [
 
 SANDBOX_ACCOUNT = "sandbox"
 SANDBOX_SENDER = "sandbox"
+SANDBOX_SENDER_ID = "snd_sandbox"
 WHATSAPP_EMULATOR_PATH = "/_emulator/whatsapp"  # where serve mounts the emulator
 
 
@@ -84,6 +86,7 @@ async def ensure_sandbox_sender(
     return await senders.configure_sandbox(
         session,
         sealer,
+        sender_id=SANDBOX_SENDER_ID,
         account=account,
         name=SANDBOX_SENDER,
         config=WhatsAppSender(

@@ -82,18 +82,23 @@ class SenderService:
         session: AsyncSession,
         sealer: Sealer,
         *,
+        sender_id: str,
         account: Account,
         name: str,
         config: WhatsAppSender,
         secrets: WhatsAppSecrets,
         now: datetime,
     ) -> Sender:
-        """Create the sandbox sender, or point it at today's address (the port may differ)."""
+        """Create the sandbox sender, or point it at today's address (the port may differ).
+
+        Its id is fixed, so the embedded emulator knows its webhook URL before the
+        database is even opened.
+        """
         repo = SenderRepository(session)
         existing = await repo.get_by_name(account.id, name)
         if existing is None:
             sender = Sender(
-                id=new_id("snd"),
+                id=sender_id,
                 account_id=account.id,
                 name=name,
                 channel=Channel.WHATSAPP,
@@ -119,6 +124,13 @@ class SenderService:
     async def remove(self, session: AsyncSession, *, account: Account, name: str) -> None:
         sender = await self.get(session, account=account, name=name)
         await SenderRepository(session).remove(sender.id)
+
+    async def default_for(self, session: AsyncSession, *, account: Account) -> Sender | None:
+        return await SenderRepository(session).default_for(account.id)
+
+    async def by_id(self, session: AsyncSession, sender_id: str) -> Sender | None:
+        found = await SenderRepository(session).get(sender_id)
+        return found[0] if found else None
 
     async def with_secrets(
         self, session: AsyncSession, sealer: Sealer, sender_id: str

@@ -1,0 +1,132 @@
+"""Webhook receipts, conversation windows, inbound messages and provider statuses.
+
+Every insert here is idempotent on the provider's own ids, because providers deliver
+at least once: a redelivered body changes nothing the first one did not.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wafile.core.inbound import Inbound
+from wafile.db.tables import (
+    ConversationWindowRow,
+    InboundMessageRow,
+    ProviderStatusRow,
+    WebhookReceiptRow,
+)
+
+__all__ = ["WebhookRepository"]
+
+
+class WebhookRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def _insert(self) -> Any:
+        postgres = self._session.get_bind().dialect.name == "postgresql"
+        return pg_insert if postgres else sqlite_insert
+
+    async def add_receipt(self, receipt_id: str, sender_id: str, body: str, now: datetime) -> None:
+        self._session.add(
+            WebhookReceiptRow(id=receipt_id, sender_id=sender_id, body=body, received_at=now)
+        )
+        await self._session.flush()
+
+    async def receipt(self, receipt_id: str) -> WebhookReceiptRow | None:
+        return await self._session.get(WebhookReceiptRow, receipt_id)
+
+    async def mark_processed(self, receipt_id: str, now: datetime) -> None:
+        await self._session.execute(
+            update(WebhookReceiptRow)
+            .where(WebhookReceiptRow.id == receipt_id)
+            .values(processed_at=now)
+        )
+
+    async def add_inbound(self, values: dict[str, Any]) -> bool:
+        """Insert unless this (sender, wamid) is known; True when it was new."""
+        stmt = (
+            self._insert()(InboundMessageRow)
+            .values(**values)
+            .on_conflict_do_nothing(
+                index_elements=[InboundMessageRow.sender_id, InboundMessageRow.provider_id]
+            )
+            .returning(InboundMessageRow.id)
+        )
+        return (await self._session.scalar(stmt)) is not None
+
+    async def saw_user(self, sender_id: str, wa_id: str, at: datetime) -> None:
+        """The user wrote at `at`: the window runs from the latest such time."""
+        table = ConversationWindowRow
+        stmt = self._insert()(table).values(sender_id=sender_id, wa_id=wa_id, last_inbound_at=at)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.sender_id, table.wa_id],
+            # Webhooks arrive out of order: never move the window back.
+            set_={"last_inbound_at": func.max(table.last_inbound_at, stmt.excluded.last_inbound_at)}
+            if self._session.get_bind().dialect.name == "sqlite"
+            else {
+                "last_inbound_at": func.greatest(
+                    table.last_inbound_at, stmt.excluded.last_inbound_at
+                )
+            },
+        )
+        await self._session.execute(stmt)
+
+    async def last_inbound(self, sender_id: str, wa_id: str) -> datetime | None:
+        row = await self._session.get(ConversationWindowRow, (sender_id, wa_id))
+        return row.last_inbound_at if row else None
+
+    async def add_status(self, values: dict[str, Any]) -> bool:
+        """Record a (wamid, status) once; True when it was new."""
+        stmt = (
+            self._insert()(ProviderStatusRow)
+            .values(**values)
+            .on_conflict_do_nothing(
+                index_elements=[
+                    ProviderStatusRow.sender_id,
+                    ProviderStatusRow.provider_id,
+                    ProviderStatusRow.status,
+                ]
+            )
+            .returning(ProviderStatusRow.id)
+        )
+        return (await self._session.scalar(stmt)) is not None
+
+    async def inbound_page(
+        self, account_id: str, *, limit: int, before: tuple[datetime, str] | None
+    ) -> list[Inbound]:
+        """Newest first; `before` is the (received_at, id) of the last item seen."""
+        table = InboundMessageRow
+        stmt = select(table).where(table.account_id == account_id)
+        if before is not None:
+            at, last_id = before
+            stmt = stmt.where(
+                or_(table.received_at < at, and_(table.received_at == at, table.id < last_id))
+            )
+        stmt = stmt.order_by(table.received_at.desc(), table.id.desc()).limit(limit)
+        return [_inbound(row) for row in await self._session.scalars(stmt)]
+
+
+def _inbound(row: InboundMessageRow) -> Inbound:
+    return Inbound(
+        id=row.id,
+        account_id=row.account_id,
+        sender_id=row.sender_id,
+        provider_id=row.provider_id,
+        from_number=row.from_number,
+        profile_name=row.profile_name,
+        type=row.type,
+        text=row.text,
+        provider_media_id=row.provider_media_id,
+        media_filename=row.media_filename,
+        media_mime_type=row.media_mime_type,
+        caption=row.caption,
+        reply_to=row.reply_to,
+        received_at=row.received_at,
+    )

@@ -1,0 +1,161 @@
+"""Provider webhooks: checked, stored, acknowledged; then applied by a job.
+
+The receiving request does the least that is safe: it checks the signature over the
+raw bytes (an unsigned or forged body is refused and nothing is stored), stores the
+body and queues its processing in the same transaction, and answers. A slow database
+or a burst of statuses therefore never makes Meta retry, and a crash after the
+answer loses nothing: the job runs on any worker.
+
+Applying a body is idempotent: inbound messages are unique by wamid, statuses by
+(wamid, status), and the 24-hour window only ever moves forward.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wafile.core.accounts import Account
+from wafile.core.inbound import Inbound
+from wafile.core.meta_signature import verify_hub_signature
+from wafile.core.phones import whatsapp_id
+from wafile.core.senders import Sender
+from wafile.core.whatsapp_webhook import InboundMessage, MalformedWebhook, parse_webhook
+from wafile.core.window import WindowState, window_state
+from wafile.crypto import Sealer
+from wafile.db.jobs import JobRepository
+from wafile.db.webhooks import WebhookRepository
+from wafile.errors import Forbidden, Unauthorized, ValidationFailed
+from wafile.ids import new_id
+from wafile.services.senders import senders
+
+__all__ = ["WEBHOOK_KIND", "WebhookService", "webhooks"]
+
+log = logging.getLogger(__name__)
+WEBHOOK_KIND = "whatsapp.webhook"
+
+
+class WebhookService:
+    async def handshake(
+        self,
+        session: AsyncSession,
+        sealer: Sealer,
+        *,
+        sender_id: str,
+        mode: str | None,
+        token: str | None,
+        challenge: str | None,
+    ) -> str:
+        """Meta's GET verification: the challenge back when the verify token matches."""
+        _, secrets = await senders.with_secrets(session, sealer, sender_id)
+        if mode != "subscribe" or token is None or challenge is None:
+            raise Forbidden("expected hub.mode=subscribe with hub.verify_token and hub.challenge")
+        if not hmac.compare_digest(token.encode(), secrets.verify_token.encode()):
+            raise Forbidden("the verify token does not match this sender's")
+        return challenge
+
+    async def receive(
+        self,
+        session: AsyncSession,
+        sealer: Sealer,
+        *,
+        sender_id: str,
+        body: bytes,
+        signature: str | None,
+        now: datetime,
+    ) -> str:
+        """Check, store and queue one POST; the receipt id."""
+        _, secrets = await senders.with_secrets(session, sealer, sender_id)
+        if not signature:
+            raise Unauthorized("missing X-Hub-Signature-256")
+        if not verify_hub_signature(secrets.app_secret, body, signature):
+            raise Unauthorized("X-Hub-Signature-256 does not match the body")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationFailed("the webhook body is not UTF-8") from None
+        receipt_id = new_id("whr")
+        await WebhookRepository(session).add_receipt(receipt_id, sender_id, text, now)
+        await JobRepository(session).enqueue(WEBHOOK_KIND, {"receipt_id": receipt_id}, now, now=now)
+        return receipt_id
+
+    async def process(self, session: AsyncSession, *, receipt_id: str, now: datetime) -> None:
+        """Apply a stored body: windows, inbound messages, statuses. Safe to repeat."""
+        repo = WebhookRepository(session)
+        receipt = await repo.receipt(receipt_id)
+        if receipt is None or receipt.processed_at is not None:
+            return
+        found = await senders.by_id(session, receipt.sender_id)
+        if found is None:  # the sender was removed meanwhile; nothing to apply it to
+            await repo.mark_processed(receipt_id, now)
+            return
+        try:
+            batch = parse_webhook(receipt.body.encode())
+        except MalformedWebhook as exc:
+            # Signed by Meta but not an envelope we know: keep it, never retry it.
+            log.warning("webhook %s for sender %s not applied: %s", receipt_id, found.id, exc)
+            await repo.mark_processed(receipt_id, now)
+            return
+        for message in batch.messages:
+            # The window moves even for a redelivered message: saw_user keeps the latest.
+            await repo.saw_user(found.id, message.from_wa_id, message.at)
+            await repo.add_inbound(_inbound_values(found, message))
+        for status in batch.statuses:
+            await repo.add_status(
+                {
+                    "id": new_id("pst"),
+                    "sender_id": found.id,
+                    "provider_id": status.provider_id,
+                    "status": status.status,
+                    "recipient": status.recipient_wa_id,
+                    "at": status.at,
+                    "error_code": status.error_code,
+                    "error_title": status.error_title,
+                    "error_details": status.error_details,
+                    "received_at": now,
+                }
+            )
+        await repo.mark_processed(receipt_id, now)
+
+    async def window(
+        self, session: AsyncSession, *, sender: Sender, to: str, now: datetime
+    ) -> WindowState:
+        last = await WebhookRepository(session).last_inbound(sender.id, whatsapp_id(to))
+        return window_state(last, now)
+
+    async def inbound_page(
+        self,
+        session: AsyncSession,
+        *,
+        account: Account,
+        limit: int,
+        before: tuple[datetime, str] | None,
+    ) -> list[Inbound]:
+        return await WebhookRepository(session).inbound_page(account.id, limit=limit, before=before)
+
+
+def _inbound_values(sender: Sender, message: InboundMessage) -> dict[str, object]:
+    media = message.media
+    return {
+        "id": new_id("inb"),
+        "account_id": sender.account_id,
+        "sender_id": sender.id,
+        "provider_id": message.provider_id,
+        # WhatsApp's ids are the number's digits; the user exists, whatever the plan says.
+        "from_number": "+" + message.from_wa_id,
+        "profile_name": message.profile_name,
+        "type": message.type,
+        "text": message.text,
+        "provider_media_id": media.provider_id if media else None,
+        "media_filename": media.filename if media else None,
+        "media_mime_type": media.mime_type if media else None,
+        "caption": media.caption if media else None,
+        "reply_to": message.reply_to,
+        "received_at": message.at,
+    }
+
+
+webhooks = WebhookService()

@@ -1,0 +1,183 @@
+"""Webhook ingestion over real HTTP, on SQLite and PostgreSQL: Meta's handshake, the
+signature over the raw body, store-then-apply through the job queue, deduplication,
+and the 24-hour window fed by inbound messages from the embedded emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.support import TEST_SECRET, LiveServer, assert_problem, make_key
+from wafile.crypto import Sealer
+from wafile.db.engine import session_factory, transaction
+from wafile.db.tables import ProviderStatusRow, WebhookReceiptRow
+from wafile.services.sandbox import (
+    SANDBOX_ACCOUNT,
+    SANDBOX_SENDER_ID,
+    ensure_sandbox_sender,
+    sandbox_credentials,
+)
+
+CREDS = sandbox_credentials(TEST_SECRET)
+HOOK = f"/webhooks/whatsapp/{SANDBOX_SENDER_ID}"
+NOW = int(datetime.now(UTC).timestamp())
+
+
+async def sandbox_sender(engine: AsyncEngine, server: LiveServer) -> str:
+    """The sandbox sender as `serve` makes it, and an API key of its account."""
+    async with transaction(session_factory(engine)) as session:
+        await ensure_sandbox_sender(
+            session,
+            Sealer(TEST_SECRET),
+            secret_key=TEST_SECRET,
+            public_url=server.url,
+            now=datetime.now(UTC),
+        )
+    return await make_key(engine, SANDBOX_ACCOUNT)
+
+
+def signed(body: bytes, secret: str = CREDS.whatsapp_app_secret) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+
+
+def envelope(**value: Any) -> bytes:
+    value.setdefault("metadata", {"phone_number_id": CREDS.whatsapp_phone_number_id})
+    doc = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}],
+    }
+    return json.dumps(doc).encode()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    for _ in range(150):  # bounded: 15 s
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def count(engine: AsyncEngine, table: Any) -> int:
+    async with transaction(session_factory(engine)) as session:
+        return int(await session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+async def test_handshake(live_server: LiveServer, engine: AsyncEngine) -> None:
+    await sandbox_sender(engine, live_server)
+    async with live_server.client() as http:
+        params = {"hub.mode": "subscribe", "hub.challenge": "1158201444"}
+        ok = await http.get(
+            HOOK, params={**params, "hub.verify_token": CREDS.whatsapp_verify_token}
+        )
+        assert ok.status_code == 200 and ok.text == "1158201444"
+        wrong = await http.get(HOOK, params={**params, "hub.verify_token": "guess"})
+        assert_problem(wrong, 403, "forbidden")
+        unknown = await http.get("/webhooks/whatsapp/snd_nobody", params=params)
+        assert_problem(unknown, 404, "sender_not_found")
+
+
+async def test_forged_or_unsigned_bodies_are_refused_and_nothing_is_stored(
+    live_server: LiveServer, engine: AsyncEngine
+) -> None:
+    await sandbox_sender(engine, live_server)
+    body = envelope(statuses=[])
+    async with live_server.client() as http:
+        assert_problem(await http.post(HOOK, content=body), 401, "unauthorized")
+        forged = await http.post(HOOK, content=body, headers=signed(body, "not-the-secret"))
+        assert_problem(forged, 401, "unauthorized")
+        # Signed over other bytes (re-serialised JSON): refused too.
+        other = json.dumps(json.loads(body), indent=1).encode()
+        assert_problem(
+            await http.post(HOOK, content=other, headers=signed(body)), 401, "unauthorized"
+        )
+    assert await count(engine, WebhookReceiptRow) == 0
+
+
+async def test_statuses_are_recorded_once_however_often_and_in_whatever_order(
+    live_server: LiveServer, engine: AsyncEngine
+) -> None:
+    await sandbox_sender(engine, live_server)
+
+    def status(name: str, at: int, **extra: Any) -> dict[str, Any]:
+        return {
+            "id": "wamid.X1",
+            "status": name,
+            "timestamp": str(at),
+            "recipient_id": "4915112345678",
+            **extra,
+        }
+
+    read_first = envelope(statuses=[status("read", NOW + 5)])
+    both = envelope(statuses=[status("sent", NOW), status("delivered", NOW + 2)])
+    async with live_server.client() as http:
+        for body in (read_first, both, both, read_first):  # reordered and redelivered
+            resp = await http.post(HOOK, content=body, headers=signed(body))
+            assert resp.status_code == 200, resp.text
+
+    async def applied() -> bool:
+        async with transaction(session_factory(engine)) as session:
+            pending = select(func.count()).where(WebhookReceiptRow.processed_at.is_(None))
+            return await session.scalar(pending) == 0
+
+    await eventually(applied, "all four deliveries applied")
+    async with transaction(session_factory(engine)) as session:
+        rows = (
+            await session.scalars(select(ProviderStatusRow).order_by(ProviderStatusRow.at))
+        ).all()
+        receipts = (await session.scalars(select(WebhookReceiptRow))).all()
+    assert [r.status for r in rows] == ["sent", "delivered", "read"]
+    assert len(receipts) == 4 and all(r.processed_at is not None for r in receipts)
+
+
+async def test_inbound_document_from_the_emulator_opens_the_window(
+    live_server: LiveServer, engine: AsyncEngine
+) -> None:
+    key = await sandbox_sender(engine, live_server)
+    phone = "+12015550101"
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        closed = (await http.get(f"/v1/conversations/{phone}")).json()
+        assert closed["window_open"] is False and closed["minutes_left"] == 0
+
+        # The virtual phone sends a PDF: the emulator signs and posts Meta's webhook to us.
+        sent = await http.post(
+            f"/_emulator/whatsapp/_control/phones/{phone[1:]}/messages",
+            json={
+                "to": CREDS.whatsapp_phone_number_id,
+                "type": "document",
+                "filename": "Befund.pdf",
+                "mime_type": "application/pdf",
+                "caption": "my results",
+                "content_base64": "JVBERi0xLjQKJSVFT0YK",
+            },
+        )
+        assert sent.status_code in (200, 201), sent.text
+
+        async def arrived() -> bool:
+            return bool((await http.get("/v1/inbound")).json()["data"])
+
+        await eventually(arrived, "the inbound document listed")
+        [item] = (await http.get("/v1/inbound")).json()["data"]
+        assert (item["from_number"], item["type"], item["filename"]) == (
+            phone,
+            "document",
+            "Befund.pdf",
+        )
+        assert item["mime_type"] == "application/pdf" and item["provider_media_id"]
+        opened = (await http.get(f"/v1/conversations/{phone}", params={"sender": "sandbox"})).json()
+        assert opened["window_open"] is True and 1430 <= opened["minutes_left"] <= 1440
+        bad = await http.get("/v1/conversations/12345")
+        assert_problem(bad, 422, "validation_error")
+        missing = await http.get(f"/v1/conversations/{phone}", params={"sender": "nope"})
+        assert_problem(missing, 404, "sender_not_found")
+    async with httpx.AsyncClient(base_url=live_server.url) as anonymous:
+        assert_problem(await anonymous.get("/v1/inbound"), 401, "unauthorized")
