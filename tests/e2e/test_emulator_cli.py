@@ -70,3 +70,37 @@ def test_a_bad_world_file_is_one_line(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "numbers[0]" in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sms_emulator_alone_with_the_demo_world(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WAFILE_")}
+    proc = subprocess.Popen(
+        [WAFILE, "emulator", "sms", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/_control/world", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "did not start"
+                time.sleep(0.1)
+        sid = "AC" + "0" * 31 + "1"
+        sent = httpx.post(
+            f"{base}/2010-04-01/Accounts/{sid}/Messages.json",
+            auth=(sid, "demo-auth-token"),
+            data={"To": "+12015550112", "From": "+15550001000", "Body": "hi"},
+        )
+        assert sent.status_code == 400 and sent.json()["code"] == 21211  # the magic invalid number
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "demo world: account SID" in err

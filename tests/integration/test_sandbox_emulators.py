@@ -70,12 +70,33 @@ async def test_sandbox_serves_the_whatsapp_emulator(live_server: LiveServer) -> 
         } <= names
 
 
+async def test_sandbox_serves_the_sms_emulator(live_server: LiveServer) -> None:
+    creds = sandbox_credentials(TEST_SECRET)
+    base = f"/_emulator/sms/2010-04-01/Accounts/{creds.sms_account_sid}"
+    auth = (creds.sms_account_sid, creds.sms_auth_token)
+    form = {"To": "+4917612345678", "From": creds.sms_from_number, "Body": "Ihre Datei: x"}
+    async with live_server.client() as http:
+        refused = await http.post(f"{base}/Messages.json", data=form, auth=(auth[0], "wrong"))
+        assert refused.status_code == 401 and refused.json()["code"] == 20003
+        sent = await http.post(f"{base}/Messages.json", data=form, auth=auth)
+        assert sent.status_code == 201, sent.text
+        message = sent.json()
+        assert message["sid"].startswith("SM") and message["num_segments"] == "1"
+        # The resource's own URI resolves against wafile's address, prefix included.
+        assert message["uri"].startswith(f"{base}/Messages/")
+        again = await http.get(message["uri"], auth=auth)
+        assert again.status_code == 200 and again.json()["sid"] == message["sid"]
+        inbox = (await http.get("/_emulator/sms/_control/phones/+4917612345678/inbox")).json()
+        assert "Ihre Datei: x" in str(inbox)
+
+
 async def test_no_emulators_outside_sandbox_mode(settings: Settings, engine: AsyncEngine) -> None:
     with LiveServer(settings.with_overrides(sandbox=False)) as server:
         async with server.client() as http:
-            resp = await http.get("/_emulator/whatsapp/_control/world")
-    assert resp.status_code == 404
-    assert resp.headers["content-type"] == "application/problem+json"
+            for prefix in ("/_emulator/whatsapp", "/_emulator/sms"):
+                resp = await http.get(f"{prefix}/_control/world")
+                assert resp.status_code == 404
+                assert resp.headers["content-type"] == "application/problem+json"
 
 
 def test_credentials_are_stable_and_depend_on_the_secret() -> None:

@@ -14,24 +14,27 @@ from fastapi import FastAPI
 
 from wafile.config import Settings
 from wafile.core.media_rules import EXTRA_TYPES
+from wafile.emulator.sms import SmsEmulator, create_sms_app
+from wafile.emulator.sms import sandbox_world as sms_sandbox_world
 from wafile.emulator.whatsapp import WhatsAppEmulator, create_whatsapp_app, sandbox_world
 from wafile.services.sandbox import (
     SANDBOX_SENDER_ID,
+    SMS_EMULATOR_PATH,
     WHATSAPP_EMULATOR_PATH,
     sandbox_credentials,
 )
 
-__all__ = ["WHATSAPP_PREFIX", "SandboxEmulators", "mount_sandbox", "sandbox_emulators"]
-
-WHATSAPP_PREFIX = WHATSAPP_EMULATOR_PATH
+__all__ = ["SandboxEmulators", "mount_sandbox", "sandbox_emulators"]
 
 
 @dataclass(frozen=True, slots=True)
 class SandboxEmulators:
     whatsapp: WhatsAppEmulator
+    sms: SmsEmulator
 
     async def aclose(self) -> None:
         await self.whatsapp.aclose()
+        await self.sms.aclose()
 
 
 def sandbox_emulators(settings: Settings) -> SandboxEmulators:
@@ -51,8 +54,12 @@ def sandbox_emulators(settings: Settings) -> SandboxEmulators:
     # csv: what 99digital promises); the sandbox must not refuse what wafile routes.
     extra = tuple(sorted(EXTRA_TYPES))
     world = replace(world, settings=replace(world.settings, extra_document_types=extra))
-    return SandboxEmulators(whatsapp=WhatsAppEmulator(world))
+    sms = sms_sandbox_world(creds.sms_account_sid, creds.sms_auth_token, creds.sms_from_number)
+    return SandboxEmulators(whatsapp=WhatsAppEmulator(world), sms=SmsEmulator(sms))
 
 
 def mount_sandbox(app: FastAPI, emulators: SandboxEmulators) -> None:
-    app.mount(WHATSAPP_PREFIX, create_whatsapp_app(emulators.whatsapp), name="whatsapp-emulator")
+    app.mount(
+        WHATSAPP_EMULATOR_PATH, create_whatsapp_app(emulators.whatsapp), name="whatsapp-emulator"
+    )
+    app.mount(SMS_EMULATOR_PATH, create_sms_app(emulators.sms), name="sms-emulator")

@@ -13,6 +13,10 @@ from typing import Annotated, Any
 import typer
 
 from wafile.cli.common import err
+from wafile.emulator.sms import SmsEmulator, create_sms_app
+from wafile.emulator.sms import WorldError as SmsWorldError
+from wafile.emulator.sms import load_world as load_sms_world
+from wafile.emulator.sms import sandbox_world as sms_sandbox_world
 from wafile.emulator.whatsapp import (
     WhatsAppEmulator,
     WorldError,
@@ -41,6 +45,11 @@ WorldFile = Annotated[
 
 # The demo world's credentials: an emulator on a developer's machine, not a secret.
 DEMO_NUMBER, DEMO_TOKEN, DEMO_APP_SECRET, DEMO_VERIFY = "1001", "demo-token", "demo-secret", "vt"
+DEMO_SMS_SID, DEMO_SMS_TOKEN, DEMO_SMS_FROM = (
+    "AC" + "0" * 31 + "1",
+    "demo-auth-token",
+    "+15550001000",
+)
 
 
 def _serve(app: Any, host: str, port: int) -> None:
@@ -88,3 +97,31 @@ def whatsapp(
         highlight=False,
     )
     _serve(create_whatsapp_app(WhatsAppEmulator(loaded)), host, port)
+
+
+@emulator_app.command("sms")
+def sms(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 9200,
+    host: Host = "127.0.0.1",
+    world: WorldFile = None,
+) -> None:
+    """The SMS provider emulator, Twilio's Messages API shape (see docs/emulator-sms.md)."""
+    if world is not None:
+        try:
+            loaded = load_sms_world(world)
+        except SmsWorldError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+    else:
+        loaded = sms_sandbox_world(DEMO_SMS_SID, DEMO_SMS_TOKEN, DEMO_SMS_FROM)
+        err.print(
+            f"demo world: account SID {DEMO_SMS_SID}, auth token {DEMO_SMS_TOKEN}, "
+            f"from {DEMO_SMS_FROM}",
+            highlight=False,
+        )
+    err.print(
+        f"SMS emulator on http://{host}:{port}/2010-04-01/Accounts/<sid>/Messages.json "
+        f"(control API: http://{host}:{port}/_control/world)",
+        highlight=False,
+    )
+    _serve(create_sms_app(SmsEmulator(loaded)), host, port)

@@ -18,6 +18,7 @@ __all__ = [
     "SANDBOX_ACCOUNT",
     "SANDBOX_SENDER",
     "SANDBOX_SENDER_ID",
+    "SMS_EMULATOR_PATH",
     "WHATSAPP_EMULATOR_PATH",
     "SandboxCredentials",
     "ensure_sandbox",
@@ -28,7 +29,8 @@ __all__ = [
 SANDBOX_ACCOUNT = "sandbox"
 SANDBOX_SENDER = "sandbox"
 SANDBOX_SENDER_ID = "snd_sandbox"
-WHATSAPP_EMULATOR_PATH = "/_emulator/whatsapp"  # where serve mounts the emulator
+WHATSAPP_EMULATOR_PATH = "/_emulator/whatsapp"  # where serve mounts the emulators
+SMS_EMULATOR_PATH = "/_emulator/sms"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
