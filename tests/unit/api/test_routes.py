@@ -15,6 +15,9 @@ PUBLIC = {
     ("get", "/metrics"),
     ("get", "/problems/{code}"),
     ("get", "/f/{media_id}"),  # signed download links: the signature is the credential
+    # Meta's webhook: the verify token (GET) and X-Hub-Signature-256 (POST) are the credentials
+    ("get", "/webhooks/whatsapp/{sender_id}"),
+    ("post", "/webhooks/whatsapp/{sender_id}"),
 }
 
 
