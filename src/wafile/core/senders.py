@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from urllib.parse import urlsplit
+
+from wafile.core.plan import Channel
 
 __all__ = [
     "DEFAULT_GRAPH_URL",
@@ -34,10 +35,6 @@ SENDER_NAME_MAX = 64
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DIGITS_RE = re.compile(r"^[0-9]{1,32}$")
 _VERSION_RE = re.compile(r"^v[0-9]+\.[0-9]+$")
-
-
-class Channel(StrEnum):
-    WHATSAPP = "whatsapp"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
