@@ -56,3 +56,29 @@ def test_services_never_commit() -> None:
     for folder in ("services", "core"):
         for path in (SRC / folder).rglob("*.py"):
             assert ".commit(" not in path.read_text(), path
+
+
+# Besides the standard library, core may use pure data libraries only (no I/O).
+CORE_MAY_IMPORT = {"phonenumbers"}
+
+
+def test_core_imports_only_the_standard_library_and_pure_data() -> None:
+    offenders = []
+    for path in (SRC / "core").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                allowed = (
+                    top in sys.stdlib_module_names
+                    or top in CORE_MAY_IMPORT
+                    or module.startswith("wafile.core")
+                )
+                if not allowed:
+                    offenders.append(f"{path.name}: {module}")
+    assert offenders == []
