@@ -5,6 +5,7 @@ and the 24-hour window fed by inbound messages from the embedded emulator."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -30,6 +31,7 @@ from wafile.services.sandbox import (
 CREDS = sandbox_credentials(TEST_SECRET)
 HOOK = f"/webhooks/whatsapp/{SANDBOX_SENDER_ID}"
 NOW = int(datetime.now(UTC).timestamp())
+PDF_B64 = base64.b64encode(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n").decode()
 
 
 async def sandbox_sender(engine: AsyncEngine, server: LiveServer) -> str:
@@ -157,7 +159,7 @@ async def test_inbound_document_from_the_emulator_opens_the_window(
                 "filename": "Befund.pdf",
                 "mime_type": "application/pdf",
                 "caption": "my results",
-                "content_base64": "JVBERi0xLjQKJSVFT0YK",
+                "content_base64": PDF_B64,
             },
         )
         assert sent.status_code in (200, 201), sent.text
@@ -173,6 +175,19 @@ async def test_inbound_document_from_the_emulator_opens_the_window(
             "Befund.pdf",
         )
         assert item["mime_type"] == "application/pdf" and item["provider_media_id"]
+
+        # The file itself is fetched from WhatsApp into wafile's media store.
+        async def fetched() -> bool:
+            [item] = (await http.get("/v1/inbound")).json()["data"]
+            return bool(item["media_id"] or item["media_error"])
+
+        await eventually(fetched, "the inbound file fetched")
+        [item] = (await http.get("/v1/inbound")).json()["data"]
+        assert item["media_error"] is None
+        stored = (await http.get(f"/v1/media/{item['media_id']}")).json()
+        assert (stored["filename"], stored["mime_type"]) == ("Befund.pdf", "application/pdf")
+        content = await http.get(f"/v1/media/{item['media_id']}/content")
+        assert content.content == base64.b64decode(PDF_B64)
         opened = (await http.get(f"/v1/conversations/{phone}", params={"sender": "sandbox"})).json()
         assert opened["window_open"] is True and 1430 <= opened["minutes_left"] <= 1440
         bad = await http.get("/v1/conversations/12345")
@@ -181,3 +196,28 @@ async def test_inbound_document_from_the_emulator_opens_the_window(
         assert_problem(missing, 404, "sender_not_found")
     async with httpx.AsyncClient(base_url=live_server.url) as anonymous:
         assert_problem(await anonymous.get("/v1/inbound"), 401, "unauthorized")
+
+
+async def test_a_file_whatsapp_will_not_hand_over_is_an_error_not_a_wait(
+    live_server: LiveServer, engine: AsyncEngine
+) -> None:
+    key = await sandbox_sender(engine, live_server)
+    message = {
+        "from": "12015550101",
+        "id": "wamid.GONE",
+        "timestamp": str(NOW),
+        "type": "image",
+        "image": {"id": "999999999", "mime_type": "image/jpeg", "sha256": "x"},
+    }
+    body = envelope(messages=[message])
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        assert (await http.post(HOOK, content=body, headers=signed(body))).status_code == 200
+
+        async def settled() -> bool:
+            data = (await http.get("/v1/inbound")).json()["data"]
+            return bool(data and (data[0]["media_id"] or data[0]["media_error"]))
+
+        await eventually(settled, "the unknown media id settled")
+        [item] = (await http.get("/v1/inbound")).json()["data"]
+        assert item["media_id"] is None
+        assert "WhatsApp would not hand over the file" in item["media_error"]

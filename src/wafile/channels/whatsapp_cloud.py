@@ -10,7 +10,7 @@ and the caller decides.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NoReturn, Self
@@ -26,6 +26,7 @@ __all__ = ["GraphFailure", "WhatsAppCloud"]
 # httpx's multipart encoder needs a file object, and memory must not grow with files.
 SPOOL_IN_MEMORY = 1024 * 1024
 TIMEOUT = httpx.Timeout(30.0, connect=5.0, write=60.0)
+DOWNLOAD_CHUNK = 1024 * 1024
 
 
 @dataclass(kw_only=True)  # not frozen: Python sets attributes on exceptions it raises
@@ -87,6 +88,33 @@ class WhatsAppCloud:
         if not isinstance(media_id, str):
             raise GraphFailure(http_status=200, code=None, message="upload answer without an id")
         return media_id
+
+    async def download(
+        self, sender: WhatsAppSender, token: str, media_id: str
+    ) -> AsyncIterator[bytes]:
+        """The bytes of a media id (an inbound file): its URL first, then the file.
+
+        Meta's URL lasts 5 minutes and needs the same token; it is fetched right
+        before the download, streamed, never buffered whole.
+        """
+        answer = await self._call("GET", _url(sender, media_id), token)
+        url = answer.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise GraphFailure(http_status=200, code=None, message="media answer without a url")
+        try:
+            async with self._http.stream(
+                "GET", url, headers={"Authorization": f"Bearer {token}"}
+            ) as resp:
+                if not resp.is_success:
+                    raise GraphFailure(
+                        http_status=resp.status_code, code=None, message="media download refused"
+                    )
+                async for chunk in resp.aiter_bytes(DOWNLOAD_CHUNK):
+                    yield chunk
+        except httpx.TimeoutException:
+            raise GraphFailure(http_status=None, code=None, message="timed out") from None
+        except httpx.TransportError as exc:
+            raise GraphFailure(http_status=None, code=None, message=f"unreachable: {exc}") from None
 
     async def send(self, sender: WhatsAppSender, token: str, body: dict[str, Any]) -> str:
         """Send one message; its wamid. 200 means accepted, not delivered."""

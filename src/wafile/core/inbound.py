@@ -24,3 +24,5 @@ class Inbound:
     caption: str | None
     reply_to: str | None
     received_at: datetime
+    media_id: str | None = None  # the file in wafile's media store, once fetched
+    media_error: str | None = None  # why it could not be fetched

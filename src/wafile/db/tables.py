@@ -209,6 +209,9 @@ class InboundMessageRow(Base):
     caption: Mapped[str | None] = mapped_column(Text, nullable=True)
     reply_to: Mapped[str | None] = mapped_column(String(200), nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The file, once fetched into the media store (or why it could not be).
+    media_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    media_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("sender_id", "provider_id"),

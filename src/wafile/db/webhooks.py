@@ -61,6 +61,19 @@ class WebhookRepository:
         )
         return (await self._session.scalar(stmt)) is not None
 
+    async def inbound(self, inbound_id: str) -> Inbound | None:
+        row = await self._session.get(InboundMessageRow, inbound_id)
+        return _inbound(row) if row else None
+
+    async def set_inbound_media(
+        self, inbound_id: str, *, media_id: str | None, error: str | None
+    ) -> None:
+        await self._session.execute(
+            update(InboundMessageRow)
+            .where(InboundMessageRow.id == inbound_id)
+            .values(media_id=media_id, media_error=error)
+        )
+
     async def saw_user(self, sender_id: str, wa_id: str, at: datetime) -> None:
         """The user wrote at `at`: the window runs from the latest such time."""
         table = ConversationWindowRow
@@ -129,4 +142,6 @@ def _inbound(row: InboundMessageRow) -> Inbound:
         caption=row.caption,
         reply_to=row.reply_to,
         received_at=row.received_at,
+        media_id=row.media_id,
+        media_error=row.media_error,
     )

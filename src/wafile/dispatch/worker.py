@@ -39,13 +39,14 @@ from wafile.core.jobs import DEFAULT_BACKOFF, Backoff, Job, error_text, next_att
 from wafile.db.engine import transaction
 from wafile.db.jobs import JobRepository
 from wafile.db.notify import listen, supports_listen
+from wafile.dispatch.inbound_media import fetch_inbound_media
 from wafile.dispatch.jobs import HandlerRegistry, JobContext, RetryLater, WorkerDeps
 from wafile.dispatch.sweeper import SWEEP_KIND, ensure_sweep_job, sweep_job
 from wafile.dispatch.webhooks import apply_webhook
 from wafile.errors import WafileError
 from wafile.logs import scrub
 from wafile.media.store import BlobStore
-from wafile.services.webhooks import WEBHOOK_KIND
+from wafile.services.webhooks import INBOUND_MEDIA_KIND, WEBHOOK_KIND
 
 __all__ = [
     "Worker",
@@ -408,6 +409,7 @@ def standard_handlers() -> HandlerRegistry:
     handlers = HandlerRegistry()
     handlers.register(SWEEP_KIND, sweep_job)
     handlers.register(WEBHOOK_KIND, apply_webhook)
+    handlers.register(INBOUND_MEDIA_KIND, fetch_inbound_media)
     return handlers
 
 

@@ -32,10 +32,11 @@ from wafile.errors import Forbidden, Unauthorized, ValidationFailed
 from wafile.ids import new_id
 from wafile.services.senders import senders
 
-__all__ = ["WEBHOOK_KIND", "WebhookService", "webhooks"]
+__all__ = ["INBOUND_MEDIA_KIND", "WEBHOOK_KIND", "WebhookService", "webhooks"]
 
 log = logging.getLogger(__name__)
 WEBHOOK_KIND = "whatsapp.webhook"
+INBOUND_MEDIA_KIND = "whatsapp.inbound_media"
 
 
 class WebhookService:
@@ -102,7 +103,12 @@ class WebhookService:
         for message in batch.messages:
             # The window moves even for a redelivered message: saw_user keeps the latest.
             await repo.saw_user(found.id, message.from_wa_id, message.at)
-            await repo.add_inbound(_inbound_values(found, message))
+            values = _inbound_values(found, message)
+            if await repo.add_inbound(values) and message.media is not None:
+                # Meta keeps the file 7 days: fetch it into the media store now.
+                await JobRepository(session).enqueue(
+                    INBOUND_MEDIA_KIND, {"inbound_id": values["id"]}, now, now=now
+                )
         for status in batch.statuses:
             await repo.add_status(
                 {

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from wafile.api.deps import ApiKeyAuth, ContextDep, SessionDep
 from wafile.api.problems import problem_responses
@@ -42,6 +42,10 @@ class InboundOut(BaseModel):
     filename: str | None
     mime_type: str | None
     provider_media_id: str | None
+    media_id: str | None = Field(
+        description="The file in wafile's media store (`/v1/media/{id}`), once fetched."
+    )
+    media_error: str | None = Field(description="Why the file could not be fetched.")
     reply_to: str | None
     received_at: datetime
 
@@ -125,6 +129,8 @@ async def inbound(
                 filename=i.media_filename,
                 mime_type=i.media_mime_type,
                 provider_media_id=i.provider_media_id,
+                media_id=i.media_id,
+                media_error=i.media_error,
                 reply_to=i.reply_to,
                 received_at=i.received_at,
             )

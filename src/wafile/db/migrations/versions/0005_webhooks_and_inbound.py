@@ -54,6 +54,8 @@ def upgrade() -> None:
         sa.Column("caption", sa.Text(), nullable=True),
         sa.Column("reply_to", sa.String(length=200), nullable=True),
         sa.Column("received_at", wafile.db.types.UTCDateTime(), nullable=False),
+        sa.Column("media_id", sa.String(length=40), nullable=True),
+        sa.Column("media_error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["account_id"],
             ["accounts.id"],

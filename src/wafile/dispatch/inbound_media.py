@@ -1,0 +1,78 @@
+"""The `whatsapp.inbound_media` job: a file a user sent, fetched into the media store.
+
+Meta keeps an inbound media id for 7 days, so wafile fetches the file at once and
+keeps it like an upload (checked, hashed, stored once per content). The Graph calls
+and the download happen before the job's own transaction is touched, which then only
+records the result. A transient failure (timeout, 5xx, throttling) is retried with
+the queue's backoff; a lasting one is written on the inbound message as
+`media_error`, so nobody waits for a file that will not come.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from wafile.channels.whatsapp_cloud import GraphFailure, WhatsAppCloud
+from wafile.core.jobs import Job
+from wafile.core.provider_errors import Disposition, classify_whatsapp
+from wafile.crypto import Sealer
+from wafile.db.engine import transaction
+from wafile.db.webhooks import WebhookRepository
+from wafile.dispatch.jobs import JobContext
+from wafile.errors import ClientError
+from wafile.services.accounts import accounts
+from wafile.services.media import Upload, media
+from wafile.services.senders import senders
+
+__all__ = ["fetch_inbound_media"]
+
+log = logging.getLogger(__name__)
+
+
+async def fetch_inbound_media(job: Job, ctx: JobContext) -> None:
+    inbound_id = str(job.payload["inbound_id"])
+    settings = ctx.deps.settings
+    # A short transaction of its own for what the download needs, closed before it.
+    async with transaction(ctx.deps.sessions) as session:
+        inbound = await WebhookRepository(session).inbound(inbound_id)
+        if inbound is None or inbound.media_id or inbound.media_error:
+            return  # gone, or done by an earlier attempt
+        if inbound.provider_media_id is None:
+            return
+        sender, secrets = await senders.with_secrets(
+            session, Sealer(settings.secret_key), inbound.sender_id
+        )
+        account = await accounts.get(session, inbound.account_id)
+    error: str | None = None
+    media_id: str | None = None
+    try:
+        async with WhatsAppCloud() as cloud:
+            chunks = cloud.download(
+                sender.whatsapp, secrets.access_token, inbound.provider_media_id
+            )
+            ingest = media.new_ingest(max_bytes=settings.max_upload_bytes)
+            item = await media.upload(
+                ctx.session,
+                ctx.deps.store,
+                account=account,
+                ingest=ingest,
+                chunks=ingest.raw(chunks, content_disposition=None),
+                upload=Upload(
+                    claimed_type=inbound.media_mime_type, filename=inbound.media_filename
+                ),
+                now=ctx.now,
+                retention=settings.media_retention,
+            )
+            media_id = item.id
+    except GraphFailure as exc:
+        verdict = classify_whatsapp(exc.code, exc.http_status)
+        if verdict.disposition is Disposition.RETRY and job.attempts_left > 0:
+            raise  # the queue retries with backoff
+        error = f"WhatsApp would not hand over the file: {exc}"
+    except ClientError as exc:  # not a file wafile carries: too large, wrong type, empty
+        error = f"the file was refused: {exc.detail}"
+    if error is not None:
+        log.warning("inbound %s: %s", inbound_id, error)
+    await WebhookRepository(ctx.session).set_inbound_media(
+        inbound_id, media_id=media_id, error=error
+    )
