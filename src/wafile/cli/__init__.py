@@ -6,6 +6,7 @@ everything else.
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from typing import Annotated
 
@@ -62,6 +63,13 @@ def serve(
     from wafile.api.app import create_app
 
     settings = settings_for(host=host, port=port)
+    if settings.sandbox and not _is_loopback(settings.host):
+        err.print(
+            f"[yellow]warning:[/yellow] sandbox mode on {settings.host}: the emulators' "
+            "control APIs under /_emulator/ have no authentication. Keep a sandbox on "
+            "127.0.0.1, or set WAFILE_SANDBOX=false.",
+            highlight=False,
+        )
     created = run(_prepare_serve(settings))
     if created is not None:
         url = settings.effective_public_url
@@ -82,6 +90,15 @@ def serve(
         server_header=False,
     )
     uvicorn.Server(config).run()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def _prepare_serve(settings: Settings) -> CreatedKey | None:
