@@ -221,3 +221,45 @@ async def test_a_file_whatsapp_will_not_hand_over_is_an_error_not_a_wait(
         [item] = (await http.get("/v1/inbound")).json()["data"]
         assert item["media_id"] is None
         assert "WhatsApp would not hand over the file" in item["media_error"]
+
+
+async def test_events_go_to_the_sender_of_the_number_they_name(
+    live_server: LiveServer, engine: AsyncEngine
+) -> None:
+    """Meta posts every number of an app to the app's one webhook URL."""
+    key = await sandbox_sender(engine, live_server)
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        second = await http.post(
+            "/v1/senders",
+            json={
+                "name": "second",
+                "phone_number_id": "200000000000001",
+                "waba_id": "2",
+                "display_phone_number": "15550002222",
+                "access_token": "other-token",
+                "app_secret": CREDS.whatsapp_app_secret,  # the same Meta app
+            },
+        )
+        assert second.status_code == 201, second.text
+        message = {
+            "from": "4917612345678",
+            "id": "wamid.TWO",
+            "timestamp": str(NOW),
+            "type": "text",
+            "text": {"body": "for the second number"},
+        }
+        body = envelope(metadata={"phone_number_id": "200000000000001"}, messages=[message])
+        assert (await http.post(HOOK, content=body, headers=signed(body))).status_code == 200
+
+        async def arrived() -> bool:
+            return bool((await http.get("/v1/inbound")).json()["data"])
+
+        await eventually(arrived, "the message listed")
+        [item] = (await http.get("/v1/inbound")).json()["data"]
+        assert item["sender_id"] == second.json()["id"]
+        to_second = await http.get("/v1/conversations/+4917612345678", params={"sender": "second"})
+        to_sandbox = await http.get(
+            "/v1/conversations/+4917612345678", params={"sender": "sandbox"}
+        )
+        assert to_second.json()["window_open"] is True
+        assert to_sandbox.json()["window_open"] is False

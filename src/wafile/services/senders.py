@@ -128,6 +128,10 @@ class SenderService:
     async def default_for(self, session: AsyncSession, *, account: Account) -> Sender | None:
         return await SenderRepository(session).default_for(account.id)
 
+    async def of_account(self, session: AsyncSession, sender: Sender) -> list[Sender]:
+        """All senders of the account `sender` belongs to (itself included)."""
+        return await SenderRepository(session).list_for(sender.account_id)
+
     async def by_id(self, session: AsyncSession, sender_id: str) -> Sender | None:
         found = await SenderRepository(session).get(sender_id)
         return found[0] if found else None

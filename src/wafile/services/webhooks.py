@@ -100,20 +100,27 @@ class WebhookService:
             log.warning("webhook %s for sender %s not applied: %s", receipt_id, found.id, exc)
             await repo.mark_processed(receipt_id, now)
             return
+        # One Meta app has one webhook URL for all its numbers: route each event to
+        # the account's sender of the number it names (the URL's sender otherwise).
+        by_number = {
+            s.whatsapp.phone_number_id: s for s in await senders.of_account(session, found)
+        }
         for message in batch.messages:
+            target = by_number.get(message.phone_number_id, found)
             # The window moves even for a redelivered message: saw_user keeps the latest.
-            await repo.saw_user(found.id, message.from_wa_id, message.at)
-            values = _inbound_values(found, message)
+            await repo.saw_user(target.id, message.from_wa_id, message.at)
+            values = _inbound_values(target, message)
             if await repo.add_inbound(values) and message.media is not None:
                 # Meta keeps the file 7 days: fetch it into the media store now.
                 await JobRepository(session).enqueue(
                     INBOUND_MEDIA_KIND, {"inbound_id": values["id"]}, now, now=now
                 )
         for status in batch.statuses:
+            target = by_number.get(status.phone_number_id, found)
             await repo.add_status(
                 {
                     "id": new_id("pst"),
-                    "sender_id": found.id,
+                    "sender_id": target.id,
                     "provider_id": status.provider_id,
                     "status": status.status,
                     "recipient": status.recipient_wa_id,
