@@ -3,9 +3,10 @@
 Responses of the media and messages operations, error envelopes and webhook bodies are
 validated with jsonschema against the spec's schemas ($refs resolved), and the spec's
 request examples are sent to the emulator, which must accept every one of a type it
-emulates. The spec lives outside the repository: `../shared/reference/meta-openapi/...`
-from the repository root, or the file named by WAFILE_META_OPENAPI. Missing, the tests
-skip, unless CI is true (then they fail).
+emulates. The spec is the file named by WAFILE_META_OPENAPI, else the reference copy at
+`../shared/reference/meta-openapi/` beside the repository, else the copy kept in
+`tests/contract/meta-openapi/` (so a clean clone anywhere runs these tests). Missing
+altogether, the tests skip, unless CI is true (then they fail).
 
 Two repairs to the spec, both about its shape, not its content: `allOf` members are
 merged into one schema before validation (the spec puts `additionalProperties: false`
@@ -47,7 +48,8 @@ from tests.integration.emulator.test_whatsapp_harness import (
 
 SPEC_NAME = "business-messaging-api_v23.0.yaml"
 REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_SPEC = REPO_ROOT.parent / "shared" / "reference" / "meta-openapi" / SPEC_NAME
+REFERENCE_SPEC = REPO_ROOT.parent / "shared" / "reference" / "meta-openapi" / SPEC_NAME
+KEPT_SPEC = REPO_ROOT / "tests" / "contract" / "meta-openapi" / SPEC_NAME
 IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 DOC_KEYS = {"description", "example", "examples", "discriminator", "summary", "externalDocs"}
 MEDIA = {
@@ -61,7 +63,9 @@ MEDIA = {
 
 def spec_path() -> Path:
     override = os.environ.get("WAFILE_META_OPENAPI")
-    return Path(override) if override else DEFAULT_SPEC
+    if override:
+        return Path(override)
+    return REFERENCE_SPEC if REFERENCE_SPEC.is_file() else KEPT_SPEC
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +74,7 @@ def spec() -> dict[str, Any]:
     if not path.is_file():
         reason = (
             f"Meta's OpenAPI spec not found at {path} (set WAFILE_META_OPENAPI to its "
-            f"path, or place {SPEC_NAME} in ../shared/reference/meta-openapi/)"
+            f"path, or restore tests/contract/meta-openapi/{SPEC_NAME})"
         )
         if IN_CI:
             pytest.fail(f"CI is set and {reason}", pytrace=False)
@@ -170,8 +174,9 @@ def request_examples(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_spec_location_is_relative_to_the_repository() -> None:
-    assert spec_path() == DEFAULT_SPEC or "WAFILE_META_OPENAPI" in os.environ
-    assert DEFAULT_SPEC.is_relative_to(REPO_ROOT.parent)
+    assert spec_path() in (REFERENCE_SPEC, KEPT_SPEC) or "WAFILE_META_OPENAPI" in os.environ
+    assert REFERENCE_SPEC.is_relative_to(REPO_ROOT.parent)
+    assert KEPT_SPEC.is_file()  # the copy every clone runs against
 
 
 def test_resolver_merges_allof(spec: dict[str, Any]) -> None:
