@@ -19,6 +19,7 @@ own envelope (the native API as RFC 9457 problem+json). Nothing below raises
         │   ├── AccountNotFound      404 account_not_found
         │   ├── ApiKeyNotFound       404 api_key_not_found
         │   ├── MediaNotFound        404 media_not_found
+        │   ├── MessageNotFound      404 message_not_found
         │   └── SenderNotFound       404 sender_not_found
         ├── MethodNotAllowed         405 method_not_allowed
         ├── Conflict                 409 conflict
@@ -48,6 +49,7 @@ __all__ = [
     "MalformedUpload",
     "MediaNotFound",
     "MediaTypeMismatch",
+    "MessageNotFound",
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
@@ -188,6 +190,12 @@ class SenderNotFound(NotFound):
     """No such sender in this account."""
 
     code = "sender_not_found"
+
+
+class MessageNotFound(NotFound):
+    """No such message in this account."""
+
+    code = "message_not_found"
 
 
 class MediaNotFound(NotFound):

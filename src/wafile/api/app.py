@@ -14,7 +14,15 @@ from wafile.api.context import AppContext
 from wafile.api.metrics import HttpMetrics
 from wafile.api.middleware import RequestContextMiddleware
 from wafile.api.problems import install_problem_handlers
-from wafile.api.routers import account, conversations, health, media, senders, webhooks
+from wafile.api.routers import (
+    account,
+    conversations,
+    health,
+    media,
+    messages,
+    senders,
+    webhooks,
+)
 from wafile.api.sandbox import mount_sandbox, sandbox_emulators
 from wafile.clock import Clock, SystemClock
 from wafile.config import Settings
@@ -81,6 +89,7 @@ def create_app(
     app.include_router(media.links)
     app.include_router(senders.router)
     app.include_router(conversations.router)
+    app.include_router(messages.router)
     app.include_router(webhooks.router)
     if emulators is not None:
         mount_sandbox(app, emulators)

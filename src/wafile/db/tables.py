@@ -28,12 +28,15 @@ from wafile.db.types import UTCDateTime
 __all__ = [
     "AccountRow",
     "ApiKeyRow",
+    "AttemptRefRow",
     "Base",
     "BlobRow",
     "ConversationWindowRow",
     "InboundMessageRow",
     "JobRow",
     "MediaRow",
+    "MessageEventRow",
+    "MessageRow",
     "ProviderStatusRow",
     "SenderRow",
     "WebhookReceiptRow",
@@ -237,3 +240,68 @@ class ProviderStatusRow(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (UniqueConstraint("sender_id", "provider_id", "status"),)
+
+
+class MessageRow(Base):
+    """One file to one recipient. Its truth is its event log (`message_events`),
+    replayed through core.message_state; `status` is kept beside it for queries."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("accounts.id", ondelete="CASCADE")
+    )
+    # Plain ids, no foreign keys: a message outlives the sender and the file it used
+    # (retention deletes media; history stays).
+    sender_id: Mapped[str] = mapped_column(String(40))
+    to_number: Mapped[str] = mapped_column(String(32))
+    media_id: Mapped[str] = mapped_column(String(40))
+    filename: Mapped[str] = mapped_column(Text)
+    caption: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reply_to: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    template: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("account_id", "idempotency_key"),
+        Index("ix_messages_account_created", "account_id", "created_at", "id"),
+    )
+
+
+class MessageEventRow(Base):
+    """Every event a message saw, applied or not, in order (its audit trail)."""
+
+    __tablename__ = "message_events"
+
+    message_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(String(32))
+    event: Mapped[dict[str, Any]] = mapped_column(JSON)
+    applied: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class AttemptRefRow(Base):
+    """A provider's message id back to wafile's message and attempt (for statuses)."""
+
+    __tablename__ = "attempt_refs"
+
+    sender_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("senders.id", ondelete="CASCADE"), primary_key=True
+    )
+    provider_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    message_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    attempt: Mapped[int] = mapped_column(Integer)

@@ -41,11 +41,13 @@ from wafile.db.jobs import JobRepository
 from wafile.db.notify import listen, supports_listen
 from wafile.dispatch.inbound_media import fetch_inbound_media
 from wafile.dispatch.jobs import HandlerRegistry, JobContext, RetryLater, WorkerDeps
+from wafile.dispatch.send import deadline_job, send_job
 from wafile.dispatch.sweeper import SWEEP_KIND, ensure_sweep_job, sweep_job
 from wafile.dispatch.webhooks import apply_webhook
 from wafile.errors import WafileError
 from wafile.logs import scrub
 from wafile.media.store import BlobStore
+from wafile.services.messages import DEADLINE_KIND, SEND_KIND
 from wafile.services.webhooks import INBOUND_MEDIA_KIND, WEBHOOK_KIND
 
 __all__ = [
@@ -410,6 +412,8 @@ def standard_handlers() -> HandlerRegistry:
     handlers.register(SWEEP_KIND, sweep_job)
     handlers.register(WEBHOOK_KIND, apply_webhook)
     handlers.register(INBOUND_MEDIA_KIND, fetch_inbound_media)
+    handlers.register(SEND_KIND, send_job)
+    handlers.register(DEADLINE_KIND, deadline_job)
     return handlers
 
 

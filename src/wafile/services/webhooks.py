@@ -20,16 +20,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.accounts import Account
 from wafile.core.inbound import Inbound
+from wafile.core.message_state import AttemptStatus, StatusReport
 from wafile.core.meta_signature import verify_hub_signature
 from wafile.core.phones import whatsapp_id
+from wafile.core.provider_errors import classify_whatsapp
 from wafile.core.senders import Sender
-from wafile.core.whatsapp_webhook import InboundMessage, MalformedWebhook, parse_webhook
+from wafile.core.whatsapp_webhook import (
+    InboundMessage,
+    MalformedWebhook,
+    StatusUpdate,
+    parse_webhook,
+)
 from wafile.core.window import WindowState, window_state
 from wafile.crypto import Sealer
 from wafile.db.jobs import JobRepository
 from wafile.db.webhooks import WebhookRepository
 from wafile.errors import Forbidden, Unauthorized, ValidationFailed
 from wafile.ids import new_id
+from wafile.services.messages import messages
 from wafile.services.senders import senders
 
 __all__ = ["INBOUND_MEDIA_KIND", "WEBHOOK_KIND", "WebhookService", "webhooks"]
@@ -117,7 +125,7 @@ class WebhookService:
                 )
         for status in batch.statuses:
             target = by_number.get(status.phone_number_id, found)
-            await repo.add_status(
+            new = await repo.add_status(
                 {
                     "id": new_id("pst"),
                     "sender_id": target.id,
@@ -131,6 +139,8 @@ class WebhookService:
                     "received_at": now,
                 }
             )
+            if new:
+                await _apply_status(session, target, status, now)
         await repo.mark_processed(receipt_id, now)
 
     async def window(
@@ -148,6 +158,31 @@ class WebhookService:
         before: tuple[datetime, str] | None,
     ) -> list[Inbound]:
         return await WebhookRepository(session).inbound_page(account.id, limit=limit, before=before)
+
+
+async def _apply_status(
+    session: AsyncSession, sender: Sender, status: StatusUpdate, now: datetime
+) -> None:
+    """A status of one of our sends moves its message (through the state machine)."""
+    ref = await messages.for_provider_id(session, sender.id, status.provider_id)
+    if ref is None:
+        return  # not a message wafile sent (or sent before this database)
+    message_id, attempt = ref
+    disposition = None
+    reason = status.error_details or status.error_title
+    if status.status == "failed":
+        verdict = classify_whatsapp(status.error_code, None)
+        disposition = verdict.disposition
+        reason = f"{verdict.reason}: {reason}" if reason else verdict.reason
+    event = StatusReport(
+        at=status.at,
+        attempt=attempt,
+        status=AttemptStatus(status.status),
+        provider_code=status.error_code,
+        reason=reason,
+        disposition=disposition,
+    )
+    await messages.apply(session, message_id, event, source="whatsapp", now=now)
 
 
 def _inbound_values(sender: Sender, message: InboundMessage) -> dict[str, object]:

@@ -1,0 +1,163 @@
+"""`/v1/messages`: send a file to a phone number; follow what happened to it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from wafile.api.deps import ApiKeyAuth, ContextDep, SessionDep
+from wafile.api.problems import problem_responses
+from wafile.services.messages import MessageView, NewMessage, messages
+
+router = APIRouter(prefix="/v1", tags=["messages"])
+
+
+class TemplateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=512)
+    language: str = Field(default="en_US", max_length=16)
+    parameters: list[str] = Field(default_factory=list, max_length=20)
+
+
+class MessageIn(BaseModel):
+    # Unknown fields are refused, not ignored: `channels` (SMS fallback), `media_url`
+    # and the like come with later releases and must not be silently dropped.
+    model_config = ConfigDict(extra="forbid")
+    to: str = Field(description="The recipient, with country code (+4917612345678).")
+    media_id: str = Field(description="A file in this account's media store.")
+    sender: str | None = Field(default=None, description="Sender name; default: the default.")
+    filename: str | None = Field(default=None, max_length=1024)
+    caption: str | None = None
+    reply_to: str | None = Field(default=None, description="A wamid to quote.", max_length=200)
+    template: TemplateIn | None = None
+    reference: str | None = Field(default=None, max_length=200)
+    callback_url: str | None = Field(default=None, max_length=2048)
+
+
+class AttemptOut(BaseModel):
+    number: int
+    channel: str
+    status: str
+    late: bool
+    provider_message_id: str | None
+    error_code: int | None
+    error: str | None
+    queued_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    ended_at: datetime | None
+
+
+class EventOut(BaseModel):
+    seq: int
+    recorded_at: datetime
+    source: str
+    event: dict[str, Any]
+    applied: bool
+    note: str | None
+
+
+class MessageOut(BaseModel):
+    id: str
+    status: str
+    to: str
+    sender_id: str
+    media_id: str
+    filename: str
+    caption: str | None
+    reference: str | None
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    attempts: list[AttemptOut]
+    events: list[EventOut]
+
+
+def _out(view: MessageView) -> MessageOut:
+    m, state = view.message, view.state
+    return MessageOut(
+        id=m.id,
+        status=str(state.status),
+        to=m.to,
+        sender_id=m.sender_id,
+        media_id=m.media_id,
+        filename=m.filename,
+        caption=m.caption,
+        reference=m.reference,
+        reason=state.reason,
+        created_at=m.created_at,
+        updated_at=m.updated_at,
+        attempts=[
+            AttemptOut(
+                number=a.number,
+                channel=str(a.channel),
+                status=str(a.status),
+                late=a.late,
+                provider_message_id=a.provider_id,
+                error_code=a.error_code,
+                error=a.error,
+                queued_at=a.queued_at,
+                sent_at=a.sent_at,
+                delivered_at=a.delivered_at,
+                read_at=a.read_at,
+                ended_at=a.ended_at,
+            )
+            for a in state.attempts
+        ],
+        events=[
+            EventOut(seq=seq, recorded_at=at, source=src, event=ev, applied=ok, note=note)
+            for seq, at, src, ev, ok, note in view.events
+        ],
+    )
+
+
+@router.post(
+    "/messages",
+    status_code=202,
+    response_model=MessageOut,
+    responses=problem_responses(401, 404, 409, 422),
+)
+async def send_message(
+    body: MessageIn,
+    response: Response,
+    ctx: ContextDep,
+    session: SessionDep,
+    account: ApiKeyAuth,
+    idempotency_key: Annotated[
+        str | None,
+        Header(max_length=200, description="Repeat a POST safely: same key, same message."),
+    ] = None,
+) -> MessageOut:
+    """Send a file over WhatsApp. 202: accepted; follow it with `GET /v1/messages/{id}`."""
+    view, created = await messages.accept(
+        session,
+        account=account,
+        request=NewMessage(
+            to=body.to,
+            media_id=body.media_id,
+            sender=body.sender,
+            filename=body.filename,
+            caption=body.caption,
+            reply_to=body.reply_to,
+            template=body.template.model_dump() if body.template else None,
+            reference=body.reference,
+            callback_url=body.callback_url,
+        ),
+        idempotency_key=idempotency_key,
+        now=ctx.clock.now(),
+    )
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return _out(view)
+
+
+@router.get(
+    "/messages/{message_id}", response_model=MessageOut, responses=problem_responses(401, 404)
+)
+async def get_message(message_id: str, session: SessionDep, account: ApiKeyAuth) -> MessageOut:
+    """The message, its attempts and its event timeline."""
+    return _out(await messages.view(session, account=account, message_id=message_id))

@@ -1,0 +1,29 @@
+"""The message as stored: what was asked for. What happened is its event log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+__all__ = ["Message"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Message:
+    id: str
+    account_id: str
+    sender_id: str
+    to: str  # E.164
+    media_id: str
+    filename: str
+    caption: str | None
+    reply_to: str | None
+    template: dict[str, Any] | None  # {name, language, parameters}
+    reference: str | None
+    callback_url: str | None
+    idempotency_key: str | None
+    request_hash: str | None
+    status: str
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,166 @@
+"""Message repository: messages, their event logs, and provider ids to attempts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wafile.core.message import Message
+from wafile.db.tables import AttemptRefRow, MessageEventRow, MessageRow
+
+__all__ = ["DuplicateKey", "MessageRepository", "StoredEvent"]
+
+
+class DuplicateKey(Exception):
+    """Another message of the account holds this idempotency key."""
+
+
+StoredEvent = tuple[int, datetime, str, dict[str, Any], bool, str | None]
+
+
+def _message(row: MessageRow) -> Message:
+    return Message(
+        id=row.id,
+        account_id=row.account_id,
+        sender_id=row.sender_id,
+        to=row.to_number,
+        media_id=row.media_id,
+        filename=row.filename,
+        caption=row.caption,
+        reply_to=row.reply_to,
+        template=row.template,
+        reference=row.reference,
+        callback_url=row.callback_url,
+        idempotency_key=row.idempotency_key,
+        request_hash=row.request_hash,
+        status=row.status,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class MessageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, message: Message) -> None:
+        """Insert; `DuplicateKey` when the idempotency key is taken (also under a race)."""
+        row = MessageRow(
+            id=message.id,
+            account_id=message.account_id,
+            sender_id=message.sender_id,
+            to_number=message.to,
+            media_id=message.media_id,
+            filename=message.filename,
+            caption=message.caption,
+            reply_to=message.reply_to,
+            template=message.template,
+            reference=message.reference,
+            callback_url=message.callback_url,
+            idempotency_key=message.idempotency_key,
+            request_hash=message.request_hash,
+            status=message.status,
+            created_at=message.created_at,
+            updated_at=message.updated_at,
+        )
+        try:
+            async with self._session.begin_nested():
+                self._session.add(row)
+        except IntegrityError:
+            raise DuplicateKey(message.idempotency_key) from None
+
+    async def get(
+        self, message_id: str, *, account_id: str | None = None, lock: bool = False
+    ) -> Message | None:
+        """One message; `lock` holds it (PostgreSQL) while its events are applied."""
+        stmt = select(MessageRow).where(MessageRow.id == message_id)
+        if account_id is not None:
+            stmt = stmt.where(MessageRow.account_id == account_id)
+        if lock and self._session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        row = await self._session.scalar(stmt)
+        return _message(row) if row else None
+
+    async def by_key(self, account_id: str, key: str) -> Message | None:
+        row = await self._session.scalar(
+            select(MessageRow).where(
+                MessageRow.account_id == account_id, MessageRow.idempotency_key == key
+            )
+        )
+        return _message(row) if row else None
+
+    async def forget_key(self, message_id: str) -> None:
+        """Release an expired idempotency key, so it can name a new message."""
+        await self._session.execute(
+            update(MessageRow).where(MessageRow.id == message_id).values(idempotency_key=None)
+        )
+
+    async def set_status(self, message_id: str, status: str, now: datetime) -> None:
+        await self._session.execute(
+            update(MessageRow)
+            .where(MessageRow.id == message_id)
+            .values(status=status, updated_at=now)
+        )
+
+    async def events(self, message_id: str) -> list[StoredEvent]:
+        stmt = (
+            select(MessageEventRow)
+            .where(MessageEventRow.message_id == message_id)
+            .order_by(MessageEventRow.seq)
+        )
+        return [
+            (r.seq, r.recorded_at, r.source, r.event, r.applied, r.note)
+            for r in await self._session.scalars(stmt)
+        ]
+
+    async def append_event(
+        self,
+        message_id: str,
+        *,
+        at: datetime,
+        recorded_at: datetime,
+        source: str,
+        event: dict[str, Any],
+        applied: bool,
+        note: str | None,
+    ) -> int:
+        seq = 1 + int(
+            await self._session.scalar(
+                select(func.coalesce(func.max(MessageEventRow.seq), 0)).where(
+                    MessageEventRow.message_id == message_id
+                )
+            )
+            or 0
+        )
+        self._session.add(
+            MessageEventRow(
+                message_id=message_id,
+                seq=seq,
+                at=at,
+                recorded_at=recorded_at,
+                source=source,
+                event=event,
+                applied=applied,
+                note=note,
+            )
+        )
+        await self._session.flush()
+        return seq
+
+    async def add_ref(
+        self, sender_id: str, provider_id: str, message_id: str, attempt: int
+    ) -> None:
+        self._session.add(
+            AttemptRefRow(
+                sender_id=sender_id, provider_id=provider_id, message_id=message_id, attempt=attempt
+            )
+        )
+        await self._session.flush()
+
+    async def ref(self, sender_id: str, provider_id: str) -> tuple[str, int] | None:
+        row = await self._session.get(AttemptRefRow, (sender_id, provider_id))
+        return (row.message_id, row.attempt) if row else None

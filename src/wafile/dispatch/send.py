@@ -1,0 +1,144 @@
+"""The `message.send` job: one attempt of one message through its channel.
+
+Read what is needed in a short transaction, do the provider calls with no
+transaction open, then record the outcome in the job's own transaction, together
+with the job's completion. A crash after the provider accepted but before the commit
+sends again when the job reruns (at least once; Meta has no idempotency key): the
+window for that is the few milliseconds between the answer and the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from wafile.channels.whatsapp_cloud import GraphFailure, WhatsAppCloud
+from wafile.core.jobs import Job
+from wafile.core.message_state import DeadlineReached, Event, SendFailed, SendSucceeded
+from wafile.core.phones import whatsapp_id
+from wafile.core.provider_errors import Disposition, classify_whatsapp
+from wafile.core.whatsapp_messages import (
+    InvalidMessage,
+    TemplateRef,
+    file_message,
+    template_message,
+)
+from wafile.crypto import Sealer
+from wafile.db.engine import transaction
+from wafile.dispatch.jobs import JobContext, RetryLater
+from wafile.services.media import media
+from wafile.services.messages import SendPlan, messages
+
+__all__ = ["deadline_job", "send_job"]
+
+log = logging.getLogger(__name__)
+WINDOW_CLOSED = "the 24-hour window is closed and the request named no template"
+
+
+async def send_job(job: Job, ctx: JobContext) -> None:
+    message_id, attempt = str(job.payload["message_id"]), int(job.payload["attempt"])
+    sealer = Sealer(ctx.deps.settings.secret_key)
+    async with transaction(ctx.deps.sessions) as session:
+        plan = await messages.prepare_send(
+            session, sealer, message_id=message_id, attempt=attempt, now=ctx.now
+        )
+    if plan is None:
+        return  # superseded, already sent, or the message is final
+    event: Event
+    provider_id: str | None = None
+    try:
+        provider_id = await _send_whatsapp(plan, ctx)
+        event = SendSucceeded(at=ctx.deps.clock.now(), attempt=attempt, provider_id=provider_id)
+    except _Refused as refused:
+        event = SendFailed(
+            at=ctx.deps.clock.now(),
+            attempt=attempt,
+            disposition=refused.disposition,
+            code=refused.code,
+            reason=refused.reason,
+        )
+    except GraphFailure as exc:
+        verdict = classify_whatsapp(exc.code, exc.http_status)
+        if verdict.disposition is Disposition.RETRY and job.attempts_left > 0:
+            if verdict.retry_after is not None:
+                raise RetryLater(verdict.retry_after, str(exc)) from exc
+            raise  # the queue's backoff
+        disposition = verdict.disposition
+        if disposition is Disposition.RETRY:  # out of retries: try the next channel
+            disposition = Disposition.FALL_BACK
+        event = SendFailed(
+            at=ctx.deps.clock.now(),
+            attempt=attempt,
+            disposition=disposition,
+            code=exc.code,
+            reason=f"{verdict.reason}: {exc}",
+        )
+    if provider_id is not None:
+        await messages.sent(
+            ctx.session,
+            message_id=message_id,
+            attempt=attempt,
+            sender_id=plan.sender.id,
+            provider_id=provider_id,
+            event=event,
+            now=ctx.now,
+        )
+    else:
+        log.info("message %s attempt %d not sent: %s", message_id, attempt, event)
+        await messages.apply(ctx.session, message_id, event, source="send", now=ctx.now)
+
+
+async def deadline_job(job: Job, ctx: JobContext) -> None:
+    message_id, attempt = str(job.payload["message_id"]), int(job.payload["attempt"])
+    event = DeadlineReached(at=ctx.now, attempt=attempt)
+    await messages.apply(ctx.session, message_id, event, source="deadline", now=ctx.now)
+
+
+class _Refused(Exception):
+    def __init__(self, disposition: Disposition, reason: str, code: int | None = None) -> None:
+        super().__init__(reason)
+        self.disposition, self.reason, self.code = disposition, reason, code
+
+
+async def _send_whatsapp(plan: SendPlan, ctx: JobContext) -> str:
+    message, item = plan.message, plan.media
+    kind = item.whatsapp_sent_as or "document"
+    to = whatsapp_id(message.to)
+    if not plan.window_open and message.template is None:
+        # Refused before Meta is called (it would answer 131047 and charge nothing).
+        raise _Refused(Disposition.FALL_BACK, WINDOW_CLOSED, 131047)
+    async with WhatsAppCloud() as cloud:
+        chunks = await media.open(ctx.deps.store, item, None)
+        media_id = await cloud.upload(
+            plan.sender.whatsapp,
+            plan.secrets.access_token,
+            chunks=chunks,
+            filename=message.filename,
+            mime_type=item.mime_type,
+        )
+        try:
+            if message.template is not None:
+                template = message.template
+                body = template_message(
+                    to=to,
+                    template=TemplateRef(
+                        name=str(template["name"]),
+                        language=str(template.get("language") or "en_US"),
+                        body_parameters=[str(p) for p in template.get("parameters") or ()],
+                    ),
+                    header_kind=kind,
+                    media_id=media_id,
+                    filename=message.filename,
+                    mime_type=item.mime_type,
+                )
+            else:
+                body = file_message(
+                    to=to,
+                    kind=kind,
+                    media_id=media_id,
+                    filename=message.filename,
+                    caption=message.caption,
+                    reply_to=message.reply_to,
+                )
+        except InvalidMessage as exc:
+            raise _Refused(Disposition.FAIL, str(exc)) from None
+        return await cloud.send(plan.sender.whatsapp, plan.secrets.access_token, body)

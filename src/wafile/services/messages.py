@@ -1,0 +1,309 @@
+"""Messages: accept a send (message, first attempt and its job in one transaction),
+apply events through the state machine, and prepare what a send job needs.
+
+A message's event log is its record of truth: its state is the log replayed through
+`core.message_state.transition`, and every event, applied or not, is appended with
+why. Effects are carried out in the same transaction as the event that caused them:
+a new attempt is a `message.send` job, a fallback deadline a `message.deadline` job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wafile.core.accounts import Account
+from wafile.core.media import Media
+from wafile.core.message import Message
+from wafile.core.message_codec import event_from_json, event_to_json
+from wafile.core.message_state import (
+    Accepted,
+    Event,
+    MessageState,
+    ScheduleDeadline,
+    StartAttempt,
+    replay,
+    should_send,
+    transition,
+)
+from wafile.core.phones import InvalidNumber, to_e164, whatsapp_id
+from wafile.core.plan import Channel, PlanStep, make_plan
+from wafile.core.senders import Sender, WhatsAppSecrets
+from wafile.core.whatsapp_messages import CAPTION_MAX, CAPTIONED, TEMPLATE_HEADERS
+from wafile.core.window import window_state
+from wafile.crypto import Sealer
+from wafile.db.jobs import JobRepository
+from wafile.db.media import MediaRepository
+from wafile.db.messages import DuplicateKey, MessageRepository, StoredEvent
+from wafile.db.webhooks import WebhookRepository
+from wafile.errors import (
+    Conflict,
+    MediaNotFound,
+    MessageNotFound,
+    SenderNotFound,
+    ValidationFailed,
+)
+from wafile.ids import new_id
+from wafile.services.senders import senders
+
+__all__ = [
+    "DEADLINE_KIND",
+    "IDEMPOTENCY_WINDOW",
+    "SEND_KIND",
+    "MessageService",
+    "MessageView",
+    "NewMessage",
+    "SendPlan",
+    "messages",
+]
+
+SEND_KIND = "message.send"
+DEADLINE_KIND = "message.deadline"
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+# WhatsApp only until the SMS channel exists: one step, no deadline.
+WHATSAPP_ONLY = make_plan([PlanStep(channel=Channel.WHATSAPP)])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewMessage:
+    to: str
+    media_id: str
+    sender: str | None = None
+    filename: str | None = None
+    caption: str | None = None
+    reply_to: str | None = None
+    template: dict[str, Any] | None = None  # {name, language, parameters}
+    reference: str | None = None
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MessageView:
+    message: Message
+    state: MessageState
+    events: list[StoredEvent]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SendPlan:
+    """What a send job needs, read in one short transaction before any I/O."""
+
+    message: Message
+    sender: Sender
+    secrets: WhatsAppSecrets
+    media: Media
+    window_open: bool
+
+
+class MessageService:
+    async def accept(
+        self,
+        session: AsyncSession,
+        *,
+        account: Account,
+        request: NewMessage,
+        idempotency_key: str | None,
+        now: datetime,
+    ) -> tuple[MessageView, bool]:
+        """Store the message and start it; (view, created). A repeated key returns the first."""
+        digest = _request_hash(request)
+        repo = MessageRepository(session)
+        if idempotency_key is not None:
+            earlier = await repo.by_key(account.id, idempotency_key)
+            if earlier is not None and now - earlier.created_at >= IDEMPOTENCY_WINDOW:
+                await repo.forget_key(earlier.id)
+                earlier = None
+            if earlier is not None:
+                return await self._same_request(session, earlier, digest), False
+        try:
+            to = to_e164(request.to)
+        except InvalidNumber as exc:
+            raise ValidationFailed(f"to: {exc}") from None
+        sender = await self._sender(session, account, request.sender)
+        media = await MediaRepository(session).get(request.media_id, account_id=account.id)
+        if media is None:
+            raise MediaNotFound(f"media_id: no media {request.media_id!r} in this account")
+        _check_content(media, request)
+        message = Message(
+            id=new_id("msg"),
+            account_id=account.id,
+            sender_id=sender.id,
+            to=to,
+            media_id=media.id,
+            filename=request.filename or media.filename,
+            caption=request.caption,
+            reply_to=request.reply_to,
+            template=request.template,
+            reference=request.reference,
+            callback_url=request.callback_url,
+            idempotency_key=idempotency_key,
+            request_hash=digest,
+            status="accepted",
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            await repo.add(message)
+        except DuplicateKey:  # a concurrent POST with the same key won the race
+            assert idempotency_key is not None
+            earlier = await repo.by_key(account.id, idempotency_key)
+            if earlier is None:
+                raise
+            return await self._same_request(session, earlier, digest), False
+        await self.apply(session, message.id, Accepted(at=now), source="api", now=now)
+        return await self.view(session, account=account, message_id=message.id), True
+
+    async def _same_request(
+        self, session: AsyncSession, earlier: Message, digest: str
+    ) -> MessageView:
+        if earlier.request_hash != digest:
+            raise Conflict(
+                "this Idempotency-Key was used for a different request in the last 24 hours"
+            )
+        return await self._view(session, earlier)
+
+    async def _sender(self, session: AsyncSession, account: Account, name: str | None) -> Sender:
+        if name is not None:
+            return await senders.get(session, account=account, name=name)
+        found = await senders.default_for(session, account=account)
+        if found is None:
+            raise SenderNotFound("this account has no sender: add one (POST /v1/senders)")
+        return found
+
+    async def apply(
+        self, session: AsyncSession, message_id: str, event: Event, *, source: str, now: datetime
+    ) -> MessageState:
+        """Apply one event: log it, carry out its effects, keep the status column current."""
+        repo = MessageRepository(session)
+        message = await repo.get(message_id, lock=True)
+        if message is None:
+            raise MessageNotFound(f"no message {message_id!r}")
+        state = _replay(await repo.events(message_id))
+        after, effects, entry = transition(state, event)
+        await repo.append_event(
+            message_id,
+            at=event.at,
+            recorded_at=now,
+            source=source,
+            event=event_to_json(event),
+            applied=entry.applied,
+            note=str(entry.reason) if entry.reason else None,
+        )
+        jobs = JobRepository(session)
+        for effect in effects:
+            if isinstance(effect, StartAttempt):
+                await jobs.enqueue(
+                    SEND_KIND,
+                    {"message_id": message_id, "attempt": effect.attempt},
+                    now,
+                    now=now,
+                    dedupe_key=f"send:{message_id}:{effect.attempt}",
+                )
+            elif isinstance(effect, ScheduleDeadline):
+                await jobs.enqueue(
+                    DEADLINE_KIND,
+                    {"message_id": message_id, "attempt": effect.attempt},
+                    effect.at,
+                    now=now,
+                    dedupe_key=f"deadline:{message_id}:{effect.attempt}",
+                )
+            # Notify: signed callbacks to the business come with the next issue.
+        if after.status != state.status or entry.applied:
+            await repo.set_status(message_id, str(after.status), now)
+        return after
+
+    async def view(
+        self, session: AsyncSession, *, account: Account, message_id: str
+    ) -> MessageView:
+        message = await MessageRepository(session).get(message_id, account_id=account.id)
+        if message is None:
+            raise MessageNotFound(f"no message {message_id!r} in this account")
+        return await self._view(session, message)
+
+    async def _view(self, session: AsyncSession, message: Message) -> MessageView:
+        events = await MessageRepository(session).events(message.id)
+        return MessageView(message=message, state=_replay(events), events=events)
+
+    async def prepare_send(
+        self, session: AsyncSession, sealer: Sealer, *, message_id: str, attempt: int, now: datetime
+    ) -> SendPlan | None:
+        """What the send job needs; None when the attempt should not send any more."""
+        repo = MessageRepository(session)
+        message = await repo.get(message_id)
+        if message is None:
+            return None
+        if not should_send(_replay(await repo.events(message_id)), attempt):
+            return None
+        sender, secrets = await senders.with_secrets(session, sealer, message.sender_id)
+        media = await MediaRepository(session).get(message.media_id, account_id=None)
+        if media is None:
+            raise MediaNotFound(f"the file of message {message_id} is gone (retention?)")
+        last = await WebhookRepository(session).last_inbound(sender.id, whatsapp_id(message.to))
+        return SendPlan(
+            message=message,
+            sender=sender,
+            secrets=secrets,
+            media=media,
+            window_open=window_state(last, now).open,
+        )
+
+    async def sent(
+        self,
+        session: AsyncSession,
+        *,
+        message_id: str,
+        attempt: int,
+        sender_id: str,
+        provider_id: str,
+        event: Event,
+        now: datetime,
+    ) -> None:
+        """Record a send the provider accepted: its id (for statuses) and the event."""
+        await MessageRepository(session).add_ref(sender_id, provider_id, message_id, attempt)
+        await self.apply(session, message_id, event, source="send", now=now)
+
+    async def for_provider_id(
+        self, session: AsyncSession, sender_id: str, provider_id: str
+    ) -> tuple[str, int] | None:
+        return await MessageRepository(session).ref(sender_id, provider_id)
+
+
+def _replay(events: list[StoredEvent]) -> MessageState:
+    return replay(MessageState(plan=WHATSAPP_ONLY), (event_from_json(e[3]) for e in events))
+
+
+def _request_hash(request: NewMessage) -> str:
+    canonical = json.dumps(
+        {k: getattr(request, k) for k in request.__slots__}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_content(media: Media, request: NewMessage) -> None:
+    """Refuse at once what WhatsApp would refuse later."""
+    if not media.whatsapp_sendable or media.whatsapp_sent_as is None:
+        raise ValidationFailed(
+            f"media_id: WhatsApp cannot carry this file: {media.whatsapp_reason}"
+        )
+    if request.caption is not None:
+        if len(request.caption) > CAPTION_MAX:
+            raise ValidationFailed(f"caption: longer than WhatsApp's {CAPTION_MAX} characters")
+        if media.whatsapp_sent_as not in CAPTIONED:
+            raise ValidationFailed(
+                f"caption: WhatsApp shows none on {media.whatsapp_sent_as} files"
+            )
+    if request.template is not None:
+        if media.whatsapp_sent_as not in TEMPLATE_HEADERS:
+            raise ValidationFailed(
+                f"template: a template header cannot carry a {media.whatsapp_sent_as}"
+            )
+        if media.whatsapp_sent_as == "document" and media.mime_type != "application/pdf":
+            raise ValidationFailed("template: WhatsApp template document headers take PDF only")
+
+
+messages = MessageService()

@@ -1,0 +1,204 @@
+"""Sending a file over WhatsApp, end to end over real HTTP on SQLite and PostgreSQL:
+API → message + job → worker → Cloud API (the embedded emulator) → signed status
+webhooks → state machine → `GET /v1/messages/{id}`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.integration.test_whatsapp_webhooks import sandbox_sender
+from tests.support import TEST_SECRET, LiveServer, assert_problem
+from wafile.services.sandbox import sandbox_credentials
+
+CREDS = sandbox_credentials(TEST_SECRET)
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n%" + b"r" * 5000 + b"\ntrailer<<>>\n%%EOF\n"
+PHONE = "+12015550101"  # delivered ~0.5 s after sent, read ~2 s later
+CONTROL = "/_emulator/whatsapp/_control"
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    for _ in range(200):  # bounded: 20 s
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def setup(http: httpx.AsyncClient) -> str:
+    uploaded = await http.post(
+        "/v1/media", files={"file": ("Rechnung.pdf", PDF, "application/pdf")}
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    # Several sends to one phone in a test: the pair rate limit (131056) is not the point.
+    await http.patch(f"{CONTROL}/settings", json={"pair_rate_limit": False})
+    return str(uploaded.json()["id"])
+
+
+async def open_window(http: httpx.AsyncClient, phone: str) -> None:
+    wrote = await http.post(
+        f"{CONTROL}/phones/{phone.lstrip('+')}/messages",
+        json={"to": CREDS.whatsapp_phone_number_id, "text": "hello"},
+    )
+    assert wrote.status_code == 201, wrote.text
+
+    async def opened() -> bool:
+        state = (await http.get(f"/v1/conversations/{phone}")).json()
+        return bool(state["window_open"])
+
+    await eventually(opened, "the window opened by the user's message")
+
+
+async def status_of(http: httpx.AsyncClient, message_id: str) -> dict[str, Any]:
+    resp = await http.get(f"/v1/messages/{message_id}")
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+async def test_a_pdf_reaches_the_phone_and_is_read(
+    live_server: LiveServer, engine: AsyncEngine
+) -> None:
+    key = await sandbox_sender(engine, live_server)
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        media_id = await setup(http)
+        await open_window(http, PHONE)
+        accepted = await http.post(
+            "/v1/messages",
+            json={
+                "to": "+1 (201) 555-0101",
+                "media_id": media_id,
+                "caption": "Ihre Rechnung",
+                "filename": "Rechnung März.pdf",
+                "reference": "inv-42",
+            },
+        )
+        assert accepted.status_code == 202, accepted.text
+        message = accepted.json()
+        assert (message["to"], message["status"], message["reference"]) == (
+            PHONE,
+            "accepted",
+            "inv-42",
+        )
+        assert [a["status"] for a in message["attempts"]] == ["queued"]
+
+        async def read() -> bool:
+            return (await status_of(http, message["id"]))["status"] == "read"
+
+        await eventually(read, "the message read")
+        final = await status_of(http, message["id"])
+        [attempt] = final["attempts"]
+        assert attempt["channel"] == "whatsapp" and attempt["status"] == "read"
+        assert attempt["provider_message_id"].startswith("wamid.")
+        assert attempt["sent_at"] <= attempt["delivered_at"] <= attempt["read_at"]
+        kinds = [e["event"]["kind"] for e in final["events"]]
+        assert kinds[:2] == ["accepted", "send_succeeded"]
+        assert {e["event"].get("status") for e in final["events"]} >= {"delivered", "read"}
+
+        inbox = (await http.get(f"{CONTROL}/phones/{PHONE[1:]}/inbox")).json()["messages"]
+        [got] = [m for m in inbox if m["id"] == attempt["provider_message_id"]]
+        assert (got["type"], got["filename"], got["caption"]) == (
+            "document",
+            "Rechnung März.pdf",
+            "Ihre Rechnung",
+        )
+        file = await http.get(f"{CONTROL}/phones/{PHONE[1:]}/inbox/{got['id']}/file")
+        assert file.content == PDF
+
+
+async def test_closed_window_without_template_fails_before_meta_is_called(
+    live_server: LiveServer, engine: AsyncEngine
+) -> None:
+    key = await sandbox_sender(engine, live_server)
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        media_id = await setup(http)
+        accepted = await http.post(
+            "/v1/messages", json={"to": "+12015550104", "media_id": media_id}
+        )
+        message_id = accepted.json()["id"]
+
+        async def failed() -> bool:
+            return (await status_of(http, message_id))["status"] == "failed"
+
+        await eventually(failed, "the message failed")
+        final = await status_of(http, message_id)
+        assert "24-hour window is closed" in final["reason"]
+        inbox = (await http.get(f"{CONTROL}/phones/12015550104/inbox")).json()["messages"]
+        assert inbox == []  # nothing went to Meta
+
+        # With a template the same file goes as its document header.
+        templated = await http.post(
+            "/v1/messages",
+            json={
+                "to": "+12015550104",
+                "media_id": media_id,
+                "template": {"name": "file_delivery", "parameters": ["Rechnung"]},
+            },
+        )
+        tid = templated.json()["id"]
+
+        async def delivered() -> bool:
+            return (await status_of(http, tid))["status"] == "delivered"
+
+        await eventually(delivered, "the template message delivered")
+        inbox = (await http.get(f"{CONTROL}/phones/12015550104/inbox")).json()["messages"]
+        [got] = inbox
+        assert got["type"] == "template" and got["filename"] == "Rechnung.pdf"
+        assert (got["template"]["name"], got["template"]["header"]) == (
+            "file_delivery",
+            {"type": "document"},
+        )
+        assert got["template"]["body"] == ["Rechnung"]
+
+
+async def test_not_on_whatsapp_fails_with_the_code(
+    live_server: LiveServer, engine: AsyncEngine
+) -> None:
+    key = await sandbox_sender(engine, live_server)
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        media_id = await setup(http)
+        template = {"name": "file_delivery", "parameters": ["x"]}
+        sent = await http.post(
+            "/v1/messages", json={"to": "+12015550103", "media_id": media_id, "template": template}
+        )
+        message_id = sent.json()["id"]
+
+        async def failed() -> bool:
+            return (await status_of(http, message_id))["status"] == "failed"
+
+        await eventually(failed, "failed 131026")
+        [attempt] = (await status_of(http, message_id))["attempts"]
+        assert attempt["status"] == "failed" and attempt["error_code"] == 131026
+
+
+async def test_idempotency_and_bad_requests(live_server: LiveServer, engine: AsyncEngine) -> None:
+    key = await sandbox_sender(engine, live_server)
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        media_id = await setup(http)
+        body = {"to": PHONE, "media_id": media_id, "reference": "once"}
+        first = await http.post("/v1/messages", json=body, headers={"Idempotency-Key": "k-1"})
+        again = await http.post("/v1/messages", json=body, headers={"Idempotency-Key": "k-1"})
+        assert first.status_code == again.status_code == 202
+        assert first.json()["id"] == again.json()["id"]
+        assert again.headers["idempotent-replayed"] == "true"
+        other = await http.post(
+            "/v1/messages", json={**body, "reference": "twice"}, headers={"Idempotency-Key": "k-1"}
+        )
+        assert_problem(other, 409, "conflict")
+
+        assert_problem(
+            await http.post("/v1/messages", json={**body, "to": "12345"}), 422, "validation_error"
+        )
+        assert_problem(
+            await http.post("/v1/messages", json={**body, "media_id": "med_nope"}),
+            404,
+            "media_not_found",
+        )
+        too_long = await http.post("/v1/messages", json={**body, "caption": "x" * 1025})
+        assert "caption" in assert_problem(too_long, 422, "validation_error")["detail"]
+        sms = await http.post("/v1/messages", json={**body, "channels": [{"channel": "sms"}]})
+        assert_problem(sms, 422, "validation_error")
+        assert_problem(await http.get("/v1/messages/msg_nope"), 404, "message_not_found")
