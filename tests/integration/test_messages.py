@@ -109,41 +109,23 @@ async def test_a_pdf_reaches_the_phone_and_is_read(
         assert file.content == PDF
 
 
-async def test_closed_window_without_template_fails_before_meta_is_called(
+async def test_closed_window_uses_the_default_template_or_fails_before_meta(
     live_server: LiveServer, engine: AsyncEngine
 ) -> None:
     key = await sandbox_sender(engine, live_server)
     async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
         media_id = await setup(http)
+        # The sandbox sender's default templates: the PDF goes as file_delivery's header,
+        # its body parameter the filename (no caption given).
         accepted = await http.post(
             "/v1/messages", json={"to": "+12015550104", "media_id": media_id}
         )
         message_id = accepted.json()["id"]
 
-        async def failed() -> bool:
-            return (await status_of(http, message_id))["status"] == "failed"
-
-        await eventually(failed, "the message failed")
-        final = await status_of(http, message_id)
-        assert "24-hour window is closed" in final["reason"]
-        inbox = (await http.get(f"{CONTROL}/phones/12015550104/inbox")).json()["messages"]
-        assert inbox == []  # nothing went to Meta
-
-        # With a template the same file goes as its document header.
-        templated = await http.post(
-            "/v1/messages",
-            json={
-                "to": "+12015550104",
-                "media_id": media_id,
-                "template": {"name": "file_delivery", "parameters": ["Rechnung"]},
-            },
-        )
-        tid = templated.json()["id"]
-
         async def delivered() -> bool:
-            return (await status_of(http, tid))["status"] == "delivered"
+            return (await status_of(http, message_id))["status"] == "delivered"
 
-        await eventually(delivered, "the template message delivered")
+        await eventually(delivered, "the default-template message delivered")
         inbox = (await http.get(f"{CONTROL}/phones/12015550104/inbox")).json()["messages"]
         [got] = inbox
         assert got["type"] == "template" and got["filename"] == "Rechnung.pdf"
@@ -151,6 +133,52 @@ async def test_closed_window_without_template_fails_before_meta_is_called(
             "file_delivery",
             {"type": "document"},
         )
+        assert got["template"]["body"] == ["Rechnung.pdf"]
+
+        # A sender without default templates: refused before Meta is called.
+        plain = await http.post(
+            "/v1/senders",
+            json={
+                "name": "plain",
+                "phone_number_id": CREDS.whatsapp_phone_number_id,
+                "waba_id": CREDS.whatsapp_waba_id,
+                "display_phone_number": CREDS.whatsapp_display_number,
+                "access_token": CREDS.whatsapp_access_token,
+                "app_secret": CREDS.whatsapp_app_secret,
+                "graph_url": f"{live_server.url}/_emulator/whatsapp",
+            },
+        )
+        assert plain.status_code == 201, plain.text
+        refused = await http.post(
+            "/v1/messages", json={"to": "+12015550102", "media_id": media_id, "sender": "plain"}
+        )
+        refused_id = refused.json()["id"]
+
+        async def failed() -> bool:
+            return (await status_of(http, refused_id))["status"] == "failed"
+
+        await eventually(failed, "the message failed")
+        final = await status_of(http, refused_id)
+        assert "24-hour window is closed" in final["reason"]
+        assert (await http.get(f"{CONTROL}/phones/12015550102/inbox")).json()["messages"] == []
+
+        # An explicit template carries the file too, with its own parameters.
+        templated = await http.post(
+            "/v1/messages",
+            json={
+                "to": "+12015550102",
+                "media_id": media_id,
+                "sender": "plain",
+                "template": {"name": "file_delivery", "parameters": ["Rechnung"]},
+            },
+        )
+        tid = templated.json()["id"]
+
+        async def sent() -> bool:
+            return (await status_of(http, tid))["attempts"][0]["status"] == "sent"
+
+        await eventually(sent, "the template message sent (102 is never delivered)")
+        [got] = (await http.get(f"{CONTROL}/phones/12015550102/inbox")).json()["messages"]
         assert got["template"]["body"] == ["Rechnung"]
 
 

@@ -19,7 +19,9 @@ __all__ = [
     "DEFAULT_GRAPH_VERSION",
     "DEFAULT_MPS",
     "MAX_MPS",
+    "TEMPLATE_CATEGORIES",
     "Channel",
+    "DefaultTemplate",
     "Sender",
     "WhatsAppSecrets",
     "WhatsAppSender",
@@ -35,6 +37,19 @@ SENDER_NAME_MAX = 64
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DIGITS_RE = re.compile(r"^[0-9]{1,32}$")
 _VERSION_RE = re.compile(r"^v[0-9]+\.[0-9]+$")
+_TEMPLATE_NAME_RE = re.compile(r"^[a-z0-9_]{1,512}$")
+TEMPLATE_CATEGORIES = frozenset({"document", "image", "video"})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DefaultTemplate:
+    """An approved template that carries a file of `category` as its header, used when
+    the 24-hour window is closed and the request names no template (Telesign's
+    `template: "file"`). Its one body parameter is the caption, else the filename."""
+
+    category: str  # document | image | video
+    name: str
+    language: str = "en_US"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -45,6 +60,10 @@ class WhatsAppSender:
     graph_url: str = DEFAULT_GRAPH_URL
     graph_version: str = DEFAULT_GRAPH_VERSION
     mps: int = DEFAULT_MPS
+    default_templates: tuple[DefaultTemplate, ...] = ()
+
+    def default_template(self, category: str) -> DefaultTemplate | None:
+        return next((t for t in self.default_templates if t.category == category), None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -91,6 +110,13 @@ def check_sender(config: WhatsAppSender, secrets: WhatsAppSecrets) -> None:
         raise ValueError("graph_version must look like v23.0")
     if not 1 <= config.mps <= MAX_MPS:
         raise ValueError(f"mps must be between 1 and {MAX_MPS}")
+    seen: set[str] = set()
+    for t in config.default_templates:
+        if t.category not in TEMPLATE_CATEGORIES or t.category in seen:
+            raise ValueError("default_templates: one per category: document, image or video")
+        if not _TEMPLATE_NAME_RE.match(t.name) or not 2 <= len(t.language) <= 16:
+            raise ValueError("default_templates: a template name is [a-z0-9_], with a language")
+        seen.add(t.category)
     for name in ("access_token", "app_secret", "verify_token"):
         value = getattr(secrets, name)
         if not value or len(value) > 4096 or any(c.isspace() for c in value):

@@ -8,7 +8,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wafile.core.senders import Channel, Sender, WhatsAppSender
+from wafile.core.senders import Channel, DefaultTemplate, Sender, WhatsAppSender
 from wafile.db.tables import SenderRow
 from wafile.errors import SenderExists
 
@@ -24,7 +24,19 @@ def _config(sender: Sender) -> dict[str, Any]:
         "graph_url": w.graph_url,
         "graph_version": w.graph_version,
         "mps": w.mps,
+        "default_templates": [
+            {"category": t.category, "name": t.name, "language": t.language}
+            for t in w.default_templates
+        ],
     }
+
+
+def _whatsapp(config: dict[str, Any]) -> WhatsAppSender:
+    values = dict(config)
+    templates = values.pop("default_templates", None) or []
+    return WhatsAppSender(
+        **values, default_templates=tuple(DefaultTemplate(**t) for t in templates)
+    )
 
 
 def _sender(row: SenderRow) -> Sender:
@@ -33,7 +45,7 @@ def _sender(row: SenderRow) -> Sender:
         account_id=row.account_id,
         name=row.name,
         channel=Channel(row.channel),
-        whatsapp=WhatsAppSender(**row.config),
+        whatsapp=_whatsapp(row.config),
         is_default=row.is_default,
         created_at=row.created_at,
     )

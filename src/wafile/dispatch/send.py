@@ -31,7 +31,7 @@ from wafile.services.messages import SendPlan, messages
 __all__ = ["deadline_job", "send_job"]
 
 log = logging.getLogger(__name__)
-WINDOW_CLOSED = "the 24-hour window is closed and the request named no template"
+WINDOW_CLOSED = "the 24-hour window is closed and there is no template"
 
 
 async def send_job(job: Job, ctx: JobContext) -> None:
@@ -103,9 +103,20 @@ async def _send_whatsapp(plan: SendPlan, ctx: JobContext) -> str:
     message, item = plan.message, plan.media
     kind = item.whatsapp_sent_as or "document"
     to = whatsapp_id(message.to)
-    if not plan.window_open and message.template is None:
-        # Refused before Meta is called (it would answer 131047 and charge nothing).
-        raise _Refused(Disposition.FALL_BACK, WINDOW_CLOSED, 131047)
+    template = message.template
+    if not plan.window_open and template is None:
+        default = plan.sender.whatsapp.default_template(kind)
+        if default is None:
+            # Refused before Meta is called (it would answer 131047 and charge nothing).
+            raise _Refused(Disposition.FALL_BACK, WINDOW_CLOSED, 131047)
+        if kind == "document" and item.mime_type != "application/pdf":
+            why = "the 24-hour window is closed and template document headers take PDF only"
+            raise _Refused(Disposition.FALL_BACK, why, 131047)
+        template = {
+            "name": default.name,
+            "language": default.language,
+            "parameters": [message.caption or message.filename],
+        }
     async with WhatsAppCloud() as cloud:
         chunks = await media.open(ctx.deps.store, item, None)
         media_id = await cloud.upload(
@@ -116,8 +127,7 @@ async def _send_whatsapp(plan: SendPlan, ctx: JobContext) -> str:
             mime_type=item.mime_type,
         )
         try:
-            if message.template is not None:
-                template = message.template
+            if template is not None:
                 body = template_message(
                     to=to,
                     template=TemplateRef(

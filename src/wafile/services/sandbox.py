@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wafile.core.senders import Sender, WhatsAppSecrets, WhatsAppSender
+from wafile.core.senders import DefaultTemplate, Sender, WhatsAppSecrets, WhatsAppSender
 from wafile.core.signed_links import derive_key
 from wafile.crypto import Sealer
 from wafile.services.accounts import accounts
@@ -96,6 +96,12 @@ async def ensure_sandbox_sender(
             waba_id=creds.whatsapp_waba_id,
             display_phone_number=creds.whatsapp_display_number,
             graph_url=public_url + WHATSAPP_EMULATOR_PATH,
+            # The sandbox world's approved templates, so a first send to a fresh
+            # number (window closed) just works.
+            default_templates=tuple(
+                DefaultTemplate(category=category, name=f"{name}_delivery")
+                for category, name in (("document", "file"), ("image", "image"), ("video", "video"))
+            ),
         ),
         secrets=WhatsAppSecrets(
             access_token=creds.whatsapp_access_token,

@@ -49,3 +49,23 @@ def test_bad_names(name: str) -> None:
 
 def test_secrets_never_show_in_repr() -> None:
     assert "tok" not in repr(SECRETS) and "sec" not in repr(SECRETS)
+
+
+def test_default_templates_one_per_file_category() -> None:
+    from wafile.core.senders import DefaultTemplate
+
+    good = replace(
+        OK, default_templates=(DefaultTemplate(category="document", name="file_delivery"),)
+    )
+    check_sender(good, SECRETS)
+    assert good.default_template("document") == DefaultTemplate(
+        category="document", name="file_delivery"
+    )
+    assert good.default_template("image") is None
+    for bad in (
+        (DefaultTemplate(category="audio", name="x"),),
+        (DefaultTemplate(category="image", name="a"), DefaultTemplate(category="image", name="b")),
+        (DefaultTemplate(category="video", name="Has Spaces"),),
+    ):
+        with pytest.raises(ValueError, match="default_templates"):
+            check_sender(replace(OK, default_templates=bad), SECRETS)

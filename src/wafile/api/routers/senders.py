@@ -14,12 +14,19 @@ from wafile.core.senders import (
     DEFAULT_GRAPH_VERSION,
     DEFAULT_MPS,
     MAX_MPS,
+    DefaultTemplate,
     Sender,
     WhatsAppSender,
 )
 from wafile.services.senders import senders
 
 router = APIRouter(prefix="/v1", tags=["senders"])
+
+
+class DefaultTemplateIn(BaseModel):
+    category: str = Field(description="document, image or video")
+    name: str
+    language: str = "en_US"
 
 
 class SenderIn(BaseModel):
@@ -36,6 +43,11 @@ class SenderIn(BaseModel):
     graph_version: str = DEFAULT_GRAPH_VERSION
     mps: int = Field(default=DEFAULT_MPS, ge=1, le=MAX_MPS, description="Messages per second.")
     default: bool = Field(default=False, description="Use it when a send names no sender.")
+    default_templates: list[DefaultTemplateIn] = Field(
+        default_factory=list,
+        description="Approved templates that carry a file as header, per category, used "
+        "when the 24-hour window is closed and a send names no template.",
+    )
 
 
 class SenderOut(BaseModel):
@@ -49,6 +61,7 @@ class SenderOut(BaseModel):
     graph_version: str
     mps: int
     default: bool
+    default_templates: list[DefaultTemplateIn]
     webhook_url: str = Field(description="Configure this as the app's webhook at Meta.")
     created_at: datetime
 
@@ -76,6 +89,10 @@ def _out(ctx: ContextDep, sender: Sender) -> SenderOut:
         graph_version=w.graph_version,
         mps=w.mps,
         default=sender.is_default,
+        default_templates=[
+            DefaultTemplateIn(category=t.category, name=t.name, language=t.language)
+            for t in w.default_templates
+        ],
         webhook_url=f"{ctx.settings.effective_public_url}/webhooks/whatsapp/{sender.id}",
         created_at=sender.created_at,
     )
@@ -103,6 +120,10 @@ async def add_sender(
             graph_url=body.graph_url.rstrip("/"),
             graph_version=body.graph_version,
             mps=body.mps,
+            default_templates=tuple(
+                DefaultTemplate(category=t.category, name=t.name, language=t.language)
+                for t in body.default_templates
+            ),
         ),
         access_token=body.access_token,
         app_secret=body.app_secret,
