@@ -17,6 +17,7 @@ from wafile.cli.admin import accounts_app, keys_app
 from wafile.cli.common import clock, engine, err, errors_to_exit, out, run, session, settings_for
 from wafile.cli.emulator import emulator_app
 from wafile.cli.media import media_app
+from wafile.cli.send import send
 from wafile.cli.senders import senders_app
 from wafile.cli.worker import worker
 from wafile.config import Settings
@@ -43,6 +44,7 @@ app.add_typer(media_app, name="media")
 app.add_typer(senders_app, name="senders")
 app.add_typer(emulator_app, name="emulator")
 app.command()(worker)
+app.command()(send)
 
 
 @app.command()

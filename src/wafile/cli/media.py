@@ -8,25 +8,26 @@ the configured database and media store, like the admin commands.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.progress import (
-    BarColumn,
-    DownloadColumn,
     Progress,
     TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Column, Table
 
 from wafile.cli.common import clock, engine, err, errors_to_exit, out, run, settings_for
-from wafile.client import ApiError, WafileClient
+from wafile.cli.remote import (
+    DEFAULT_URL,
+    ApiKeyOpt,
+    AsJson,
+    ServerUrl,
+    client,
+    progress_bar,
+    server_errors,
+)
 from wafile.db.engine import session_factory
 from wafile.dispatch.sweeper import sweep as sweep_once
 from wafile.services.database import prepare_database
@@ -39,59 +40,6 @@ media_app = typer.Typer(
     help="Files in the media store: upload, get, list, download, delete, sweep.",
     no_args_is_help=True,
 )
-
-ServerUrl = Annotated[
-    str,
-    typer.Option(
-        "--url", envvar="WAFILE_URL", help="The wafile server [WAFILE_URL].", show_default=True
-    ),
-]
-ApiKeyOpt = Annotated[
-    str,
-    typer.Option(
-        "--api-key",
-        envvar="WAFILE_API_KEY",
-        help="API key of the account [WAFILE_API_KEY]; prefer the variable: options are "
-        "visible to other users in the process list.",
-        show_default=False,
-    ),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the JSON the API returned.")]
-DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-@contextmanager
-def _server_errors(url: str) -> Iterator[None]:
-    """The server's refusals and network failures as one line and exit code 1."""
-    try:
-        yield
-    except ApiError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
-    except httpx.HTTPError as exc:
-        err.print(f"[red]error:[/red] cannot talk to wafile at {url}: {exc}", highlight=False)
-        raise typer.Exit(1) from None
-
-
-@asynccontextmanager
-async def _client(url: str, api_key: str) -> AsyncIterator[WafileClient]:
-    if not api_key:
-        err.print("[red]error:[/red] give an API key: set WAFILE_API_KEY (or --api-key)")
-        raise typer.Exit(2)
-    async with WafileClient(url, api_key) as client:
-        yield client
-
-
-def _bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    )
 
 
 def _print_media(item: dict[str, Any], as_json: bool) -> None:
@@ -128,17 +76,17 @@ def upload(
     """Upload a file (streamed, with a progress bar) and print the media object."""
 
     async def work() -> dict[str, Any]:
-        async with _client(url, api_key) as client:
-            with _bar() as bar:
+        async with client(url, api_key) as api:
+            with progress_bar() as bar:
                 task = bar.add_task(f"upload {file.name}", total=file.stat().st_size)
-                return await client.upload(
+                return await api.upload(
                     file,
                     mime_type=mime_type,
                     filename=name,
                     progress=lambda n: bar.advance(task, n),
                 )
 
-    with _server_errors(url):
+    with server_errors(url):
         item = run(work())
     _print_media(item, as_json)
 
@@ -153,10 +101,10 @@ def get(
     """Show a media object (with a fresh signed download link)."""
 
     async def work() -> dict[str, Any]:
-        async with _client(url, api_key) as client:
-            return await client.get_media(media_id)
+        async with client(url, api_key) as api:
+            return await api.get_media(media_id)
 
-    with _server_errors(url):
+    with server_errors(url):
         item = run(work())
     _print_media(item, as_json)
 
@@ -173,16 +121,16 @@ def list_media(
     async def work() -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         cursor: str | None = None
-        async with _client(url, api_key) as client:
+        async with client(url, api_key) as api:
             while len(found) < limit:
-                page = await client.list_media(limit=min(200, limit - len(found)), cursor=cursor)
+                page = await api.list_media(limit=min(200, limit - len(found)), cursor=cursor)
                 found.extend(page["data"])
                 cursor = page.get("next_cursor")
                 if not cursor:
                     break
         return found
 
-    with _server_errors(url):
+    with server_errors(url):
         items = run(work())
     if as_json:
         for item in items:
@@ -216,16 +164,16 @@ def download(
     """Download a file, under its original name in the current folder unless -o says."""
 
     async def work() -> Path:
-        async with _client(url, api_key) as client:
-            target = output or Path(_safe_name(await client.get_media(media_id)))
+        async with client(url, api_key) as api:
+            target = output or Path(_safe_name(await api.get_media(media_id)))
             if target.exists() and not force:
                 err.print(f"[red]error:[/red] {target} exists (use --force to overwrite)")
                 raise typer.Exit(1)
             partial = target.with_name(target.name + ".part")
-            with _bar() as bar, partial.open("wb") as f:
+            with progress_bar() as bar, partial.open("wb") as f:
                 task = bar.add_task(f"download {target.name}", total=None)
                 try:
-                    await client.download(
+                    await api.download(
                         media_id,
                         f,
                         started=lambda size: bar.update(task, total=size),
@@ -237,7 +185,7 @@ def download(
             partial.replace(target)  # never leave a half file under the real name
             return target
 
-    with _server_errors(url):
+    with server_errors(url):
         target = run(work())
     err.print(f"saved {target}", highlight=False)
 
@@ -259,10 +207,10 @@ def delete(
     """Delete a media object (its stored file goes when no other media shares it)."""
 
     async def work() -> None:
-        async with _client(url, api_key) as client:
-            await client.delete_media(media_id)
+        async with client(url, api_key) as api:
+            await api.delete_media(media_id)
 
-    with _server_errors(url):
+    with server_errors(url):
         run(work())
     err.print(f"deleted {media_id}", highlight=False)
 

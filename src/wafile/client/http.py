@@ -93,6 +93,16 @@ class WafileClient:
         if response.status_code != 204:
             _raise(response)
 
+    async def send_message(
+        self, body: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """`POST /v1/messages`: the accepted message (202)."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return _json(await self._http.post("/v1/messages", json=body, headers=headers))
+
+    async def get_message(self, message_id: str) -> dict[str, Any]:
+        return _json(await self._http.get(f"/v1/messages/{_segment(message_id)}"))
+
     async def download(
         self,
         media_id: str,
