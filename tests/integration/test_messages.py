@@ -230,3 +230,30 @@ async def test_idempotency_and_bad_requests(live_server: LiveServer, engine: Asy
         sms = await http.post("/v1/messages", json={**body, "channels": [{"channel": "sms"}]})
         assert_problem(sms, 422, "validation_error")
         assert_problem(await http.get("/v1/messages/msg_nope"), 404, "message_not_found")
+
+
+async def test_listing_filters_and_pages(live_server: LiveServer, engine: AsyncEngine) -> None:
+    key = await sandbox_sender(engine, live_server)
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        media_id = await setup(http)
+        ids = []
+        for phone in ("+12015550102", "+12015550102", "+12015550104"):
+            sent = await http.post("/v1/messages", json={"to": phone, "media_id": media_id})
+            ids.append(sent.json()["id"])
+        first = (await http.get("/v1/messages", params={"limit": 2})).json()
+        second = (
+            await http.get("/v1/messages", params={"limit": 2, "cursor": first["next_cursor"]})
+        ).json()
+        assert [m["id"] for m in first["data"] + second["data"]] == ids[::-1]
+        assert second["next_cursor"] is None
+        to_102 = (await http.get("/v1/messages", params={"to": "1 201 555 0102"})).json()
+        assert [m["id"] for m in to_102["data"]] == ids[1::-1]
+        failed = (await http.get("/v1/messages", params={"status": "failed"})).json()
+        assert failed["data"] == []
+        future = (await http.get("/v1/messages", params={"since": "2100-01-01T00:00:00Z"})).json()
+        assert future["data"] == []
+        bad = await http.get("/v1/messages", params={"status": "teleported"})
+        assert_problem(bad, 422, "validation_error")
+        assert_problem(
+            await http.get("/v1/messages", params={"cursor": "!!"}), 422, "validation_error"
+        )

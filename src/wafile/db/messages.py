@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,6 +84,35 @@ class MessageRepository:
             stmt = stmt.with_for_update()
         row = await self._session.scalar(stmt)
         return _message(row) if row else None
+
+    async def page(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        before: tuple[datetime, str] | None,
+        status: str | None,
+        to: str | None,
+        since: datetime | None,
+    ) -> list[Message]:
+        """Newest first; `before` is the (created_at, id) of the last item seen."""
+        stmt = select(MessageRow).where(MessageRow.account_id == account_id)
+        if status is not None:
+            stmt = stmt.where(MessageRow.status == status)
+        if to is not None:
+            stmt = stmt.where(MessageRow.to_number == to)
+        if since is not None:
+            stmt = stmt.where(MessageRow.created_at >= since)
+        if before is not None:
+            at, last_id = before
+            stmt = stmt.where(
+                or_(
+                    MessageRow.created_at < at,
+                    and_(MessageRow.created_at == at, MessageRow.id < last_id),
+                )
+            )
+        stmt = stmt.order_by(MessageRow.created_at.desc(), MessageRow.id.desc()).limit(limit)
+        return [_message(row) for row in await self._session.scalars(stmt)]
 
     async def by_key(self, account_id: str, key: str) -> Message | None:
         row = await self._session.scalar(

@@ -217,6 +217,27 @@ class MessageService:
             await repo.set_status(message_id, str(after.status), now)
         return after
 
+    async def page(
+        self,
+        session: AsyncSession,
+        *,
+        account: Account,
+        limit: int,
+        before: tuple[datetime, str] | None,
+        status: str | None = None,
+        to: str | None = None,
+        since: datetime | None = None,
+    ) -> list[MessageView]:
+        if to is not None:
+            try:
+                to = to_e164(to)
+            except InvalidNumber as exc:
+                raise ValidationFailed(f"to: {exc}") from None
+        found = await MessageRepository(session).page(
+            account.id, limit=limit, before=before, status=status, to=to, since=since
+        )
+        return [await self._view(session, m) for m in found]
+
     async def view(
         self, session: AsyncSession, *, account: Account, message_id: str
     ) -> MessageView:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from wafile.api.cursors import decode_cursor, encode_cursor
 from wafile.api.deps import ApiKeyAuth, ContextDep, SessionDep
 from wafile.api.problems import problem_responses
-from wafile.core.inbound import Inbound
 from wafile.core.phones import InvalidNumber, to_e164
 from wafile.errors import SenderNotFound, ValidationFailed
 from wafile.services.senders import senders
@@ -89,20 +87,6 @@ async def conversation(
     )
 
 
-def _cursor(item: Inbound) -> str:
-    raw = json.dumps([item.received_at.isoformat(), item.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, item_id = json.loads(raw)
-        return datetime.fromisoformat(at), str(item_id)
-    except (ValueError, TypeError) as exc:
-        raise ValidationFailed("cursor is not one this server gave out") from exc
-
-
 @router.get("/inbound", response_model=InboundPage, responses=problem_responses(401, 422))
 async def inbound(
     session: SessionDep,
@@ -111,7 +95,7 @@ async def inbound(
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> InboundPage:
     """Messages users sent to the account's senders, newest first."""
-    before = _decode_cursor(cursor) if cursor else None
+    before = decode_cursor(cursor) if cursor else None
     items = await webhooks.inbound_page(session, account=account, limit=limit + 1, before=before)
     more = len(items) > limit
     items = items[:limit]
@@ -136,5 +120,5 @@ async def inbound(
             )
             for i in items
         ],
-        next_cursor=_cursor(items[-1]) if more and items else None,
+        next_cursor=encode_cursor(items[-1].received_at, items[-1].id) if more and items else None,
     )

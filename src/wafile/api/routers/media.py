@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime
 from typing import Annotated
 
@@ -11,12 +9,13 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from wafile.api.cursors import decode_cursor, encode_cursor
 from wafile.api.deps import ApiKeyAuth, ContextDep, SessionDep
 from wafile.api.problems import problem_responses
 from wafile.core.content_disposition import attachment
 from wafile.core.media import Media
 from wafile.core.ranges import Unsatisfiable, parse_range
-from wafile.errors import RangeNotSatisfiable, ValidationFailed
+from wafile.errors import RangeNotSatisfiable
 from wafile.media.ingest import multipart_boundary, too_large
 from wafile.services.media import Upload, media
 
@@ -144,20 +143,6 @@ async def get_media(
     return _out(ctx, await media.get(session, account=account, media_id=media_id))
 
 
-def _cursor(item: Media) -> str:
-    raw = json.dumps([item.created_at.isoformat(), item.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, media_id = json.loads(raw)
-        return datetime.fromisoformat(at), str(media_id)
-    except (ValueError, TypeError) as exc:
-        raise ValidationFailed("cursor is not one this server gave out") from exc
-
-
 @router.get("/media", response_model=MediaPage, responses=problem_responses(401, 422))
 async def list_media(
     ctx: ContextDep,
@@ -167,13 +152,13 @@ async def list_media(
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> MediaPage:
     """The account's media, newest first."""
-    before = _decode_cursor(cursor) if cursor else None
+    before = decode_cursor(cursor) if cursor else None
     items = await media.list_page(session, account=account, limit=limit + 1, before=before)
     more = len(items) > limit
     items = items[:limit]
     return MediaPage(
         data=[_out(ctx, i) for i in items],
-        next_cursor=_cursor(items[-1]) if more and items else None,
+        next_cursor=encode_cursor(items[-1].created_at, items[-1].id) if more and items else None,
     )
 
 

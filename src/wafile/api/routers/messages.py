@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from wafile.api.cursors import decode_cursor, encode_cursor
 from wafile.api.deps import ApiKeyAuth, ContextDep, SessionDep
 from wafile.api.problems import problem_responses
 from wafile.services.messages import MessageView, NewMessage, messages
@@ -153,6 +154,43 @@ async def send_message(
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     return _out(view)
+
+
+class MessagePage(BaseModel):
+    data: list[MessageOut]
+    next_cursor: str | None
+
+
+@router.get("/messages", response_model=MessagePage, responses=problem_responses(401, 422))
+async def list_messages(
+    session: SessionDep,
+    account: ApiKeyAuth,
+    status: Annotated[
+        Literal["accepted", "in_progress", "delivered", "read", "failed"] | None, Query()
+    ] = None,
+    to: Annotated[str | None, Query(description="Only to this number")] = None,
+    since: Annotated[datetime | None, Query(description="Only created at or after")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+) -> MessagePage:
+    """The account's messages, newest first."""
+    before = decode_cursor(cursor) if cursor else None
+    views = await messages.page(
+        session,
+        account=account,
+        limit=limit + 1,
+        before=before,
+        status=status,
+        to=to,
+        since=since,
+    )
+    more = len(views) > limit
+    views = views[:limit]
+    last = views[-1].message if views else None
+    return MessagePage(
+        data=[_out(v) for v in views],
+        next_cursor=encode_cursor(last.created_at, last.id) if more and last else None,
+    )
 
 
 @router.get(
