@@ -257,3 +257,40 @@ async def test_listing_filters_and_pages(live_server: LiveServer, engine: AsyncE
         assert_problem(
             await http.get("/v1/messages", params={"cursor": "!!"}), 422, "validation_error"
         )
+
+
+async def test_a_file_is_uploaded_once_per_sender_and_again_when_meta_lost_it(
+    live_server: LiveServer, engine: AsyncEngine
+) -> None:
+    key = await sandbox_sender(engine, live_server)
+    graph = "/_emulator/whatsapp/v23.0"
+    token = {"Authorization": f"Bearer {CREDS.whatsapp_access_token}"}
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        media_id = await setup(http)
+        await open_window(http, PHONE)
+
+        async def send_and_wait() -> dict[str, Any]:
+            sent = await http.post("/v1/messages", json={"to": PHONE, "media_id": media_id})
+            message_id = sent.json()["id"]
+
+            async def done() -> bool:
+                return (await status_of(http, message_id))["status"] in {"delivered", "read"}
+
+            await eventually(done, "delivered")
+            return await status_of(http, message_id)
+
+        async def uploads() -> list[str]:
+            listed = (await http.get(f"{CONTROL}/media")).json()
+            return [m["id"] for m in listed["media"]]
+
+        await send_and_wait()
+        await send_and_wait()
+        [uploaded] = await uploads()  # the same content went up once
+
+        # Meta lost it (expired, deleted): the next send fails once, re-uploads, succeeds.
+        gone = await http.delete(f"{graph}/{uploaded}", headers=token)
+        assert gone.status_code == 200, gone.text
+        third = await send_and_wait()
+        assert third["attempts"][0]["status"] in {"delivered", "read"}
+        [again] = await uploads()
+        assert again != uploaded

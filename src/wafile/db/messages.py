@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.message import Message
-from wafile.db.tables import AttemptRefRow, MessageEventRow, MessageRow
+from wafile.db.tables import AttemptRefRow, MessageEventRow, MessageRow, WhatsAppMediaRow
 
 __all__ = ["DuplicateKey", "MessageRepository", "StoredEvent"]
 
@@ -189,6 +191,32 @@ class MessageRepository:
             )
         )
         await self._session.flush()
+
+    async def uploaded(self, sender_id: str, sha256: str, *, after: datetime) -> str | None:
+        """Meta's media id for this content on this sender, if uploaded after `after`."""
+        row = await self._session.get(WhatsAppMediaRow, (sender_id, sha256))
+        return row.media_id if row is not None and row.uploaded_at > after else None
+
+    async def remember_upload(
+        self, sender_id: str, sha256: str, media_id: str, now: datetime
+    ) -> None:
+        table = WhatsAppMediaRow
+        postgres = self._session.get_bind().dialect.name == "postgresql"
+        stmt = (pg_insert if postgres else sqlite_insert)(table).values(
+            sender_id=sender_id, sha256=sha256, media_id=media_id, uploaded_at=now
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.sender_id, table.sha256],
+            set_={"media_id": stmt.excluded.media_id, "uploaded_at": stmt.excluded.uploaded_at},
+        )
+        await self._session.execute(stmt)
+
+    async def forget_upload(self, sender_id: str, sha256: str) -> None:
+        await self._session.execute(
+            delete(WhatsAppMediaRow).where(
+                WhatsAppMediaRow.sender_id == sender_id, WhatsAppMediaRow.sha256 == sha256
+            )
+        )
 
     async def ref(self, sender_id: str, provider_id: str) -> tuple[str, int] | None:
         row = await self._session.get(AttemptRefRow, (sender_id, provider_id))

@@ -40,6 +40,7 @@ __all__ = [
     "ProviderStatusRow",
     "SenderRow",
     "WebhookReceiptRow",
+    "WhatsAppMediaRow",
 ]
 
 # Named constraints, so migrations can refer to them on both databases.
@@ -305,3 +306,17 @@ class AttemptRefRow(Base):
         String(40), ForeignKey("messages.id", ondelete="CASCADE")
     )
     attempt: Mapped[int] = mapped_column(Integer)
+
+
+class WhatsAppMediaRow(Base):
+    """A file already uploaded to a sender's number: Meta keeps media ids 30 days, so
+    the same content is uploaded once per sender, not once per message."""
+
+    __tablename__ = "whatsapp_media"
+
+    sender_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("senders.id", ondelete="CASCADE"), primary_key=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    media_id: Mapped[str] = mapped_column(String(200))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -45,8 +45,9 @@ async def send_job(job: Job, ctx: JobContext) -> None:
         return  # superseded, already sent, or the message is final
     event: Event
     provider_id: str | None = None
+    uploaded: list[str] = []  # Meta's media id, when this run uploaded the file
     try:
-        provider_id = await _send_whatsapp(plan, ctx)
+        provider_id = await _send_whatsapp(plan, ctx, uploaded)
         event = SendSucceeded(at=ctx.deps.clock.now(), attempt=attempt, provider_id=provider_id)
     except _Refused as refused:
         event = SendFailed(
@@ -57,6 +58,14 @@ async def send_job(job: Job, ctx: JobContext) -> None:
             reason=refused.reason,
         )
     except GraphFailure as exc:
+        if plan.uploaded_media_id is not None and not uploaded and job.attempts_left > 0:
+            # The earlier upload may be gone at Meta (expired, deleted): forget it, and
+            # the next run uploads afresh.
+            async with transaction(ctx.deps.sessions) as session:
+                await messages.forget_upload(
+                    session, sender_id=plan.sender.id, sha256=plan.media.sha256
+                )
+            raise RetryLater(0.0, f"re-uploading after: {exc}") from exc
         verdict = classify_whatsapp(exc.code, exc.http_status)
         if verdict.disposition is Disposition.RETRY and job.attempts_left > 0:
             if verdict.retry_after is not None:
@@ -71,6 +80,14 @@ async def send_job(job: Job, ctx: JobContext) -> None:
             disposition=disposition,
             code=exc.code,
             reason=f"{verdict.reason}: {exc}",
+        )
+    if uploaded:
+        await messages.remember_upload(
+            ctx.session,
+            sender_id=plan.sender.id,
+            sha256=plan.media.sha256,
+            media_id=uploaded[0],
+            now=ctx.now,
         )
     if provider_id is not None:
         await messages.sent(
@@ -99,7 +116,7 @@ class _Refused(Exception):
         self.disposition, self.reason, self.code = disposition, reason, code
 
 
-async def _send_whatsapp(plan: SendPlan, ctx: JobContext) -> str:
+async def _send_whatsapp(plan: SendPlan, ctx: JobContext, uploaded: list[str]) -> str:
     message, item = plan.message, plan.media
     kind = item.whatsapp_sent_as or "document"
     to = whatsapp_id(message.to)
@@ -118,14 +135,16 @@ async def _send_whatsapp(plan: SendPlan, ctx: JobContext) -> str:
             "parameters": [message.caption or message.filename],
         }
     async with WhatsAppCloud() as cloud:
-        chunks = await media.open(ctx.deps.store, item, None)
-        media_id = await cloud.upload(
-            plan.sender.whatsapp,
-            plan.secrets.access_token,
-            chunks=chunks,
-            filename=message.filename,
-            mime_type=item.mime_type,
-        )
+        media_id = plan.uploaded_media_id
+        if media_id is None:
+            media_id = await cloud.upload(
+                plan.sender.whatsapp,
+                plan.secrets.access_token,
+                chunks=await media.open(ctx.deps.store, item, None),
+                filename=message.filename,
+                mime_type=item.mime_type,
+            )
+            uploaded.append(media_id)
         try:
             if template is not None:
                 body = template_message(

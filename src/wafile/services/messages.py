@@ -65,6 +65,8 @@ __all__ = [
 SEND_KIND = "message.send"
 DEADLINE_KIND = "message.deadline"
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+# Meta keeps uploaded media 30 days; reuse an upload for 29, so it never expires mid-send.
+UPLOAD_REUSE = timedelta(days=29)
 # WhatsApp only until the SMS channel exists: one step, no deadline.
 WHATSAPP_ONLY = make_plan([PlanStep(channel=Channel.WHATSAPP)])
 
@@ -98,6 +100,7 @@ class SendPlan:
     secrets: WhatsAppSecrets
     media: Media
     window_open: bool
+    uploaded_media_id: str | None  # Meta's id of this content on this sender, if fresh
 
 
 class MessageService:
@@ -265,13 +268,23 @@ class MessageService:
         if media is None:
             raise MediaNotFound(f"the file of message {message_id} is gone (retention?)")
         last = await WebhookRepository(session).last_inbound(sender.id, whatsapp_id(message.to))
+        uploaded = await repo.uploaded(sender.id, media.sha256, after=now - UPLOAD_REUSE)
         return SendPlan(
             message=message,
             sender=sender,
             secrets=secrets,
             media=media,
             window_open=window_state(last, now).open,
+            uploaded_media_id=uploaded,
         )
+
+    async def remember_upload(
+        self, session: AsyncSession, *, sender_id: str, sha256: str, media_id: str, now: datetime
+    ) -> None:
+        await MessageRepository(session).remember_upload(sender_id, sha256, media_id, now)
+
+    async def forget_upload(self, session: AsyncSession, *, sender_id: str, sha256: str) -> None:
+        await MessageRepository(session).forget_upload(sender_id, sha256)
 
     async def sent(
         self,

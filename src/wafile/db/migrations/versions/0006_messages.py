@@ -1,4 +1,4 @@
-"""messages, their event log, and provider ids back to attempts
+"""messages, their event log, provider ids back to attempts, uploaded WhatsApp media
 
 Revision ID: 0006
 Revises: 0005
@@ -88,8 +88,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("message_id", "seq", name=op.f("pk_message_events")),
     )
 
+    op.create_table(
+        "whatsapp_media",
+        sa.Column("sender_id", sa.String(length=40), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("media_id", sa.String(length=200), nullable=False),
+        sa.Column("uploaded_at", wafile.db.types.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["sender_id"],
+            ["senders.id"],
+            name=op.f("fk_whatsapp_media_sender_id_senders"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("sender_id", "sha256", name=op.f("pk_whatsapp_media")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("whatsapp_media")
     op.drop_table("message_events")
     op.drop_table("attempt_refs")
     op.drop_index("ix_messages_account_created", table_name="messages")
