@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.test_whatsapp_webhooks import sandbox_sender
+from tests.integration.test_whatsapp_webhooks import HOOK, envelope, sandbox_sender, signed
 from tests.support import TEST_SECRET, LiveServer, assert_problem
 from wafile.services.sandbox import sandbox_credentials
 
@@ -294,3 +295,73 @@ async def test_a_file_is_uploaded_once_per_sender_and_again_when_meta_lost_it(
         assert third["attempts"][0]["status"] in {"delivered", "read"}
         [again] = await uploads()
         assert again != uploaded
+
+
+async def test_throttled_once_then_sent(live_server: LiveServer, engine: AsyncEngine) -> None:
+    """+12015550106 answers the first send with 130429: retried after Meta's pause."""
+    key = await sandbox_sender(engine, live_server)
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        media_id = await setup(http)
+        await open_window(http, "+12015550106")
+        sent = await http.post("/v1/messages", json={"to": "+12015550106", "media_id": media_id})
+        message_id = sent.json()["id"]
+
+        async def delivered() -> bool:
+            return (await status_of(http, message_id))["status"] in {"delivered", "read"}
+
+        await eventually(delivered, "delivered after the throttle")
+        final = await status_of(http, message_id)
+        [attempt] = final["attempts"]  # the retry stayed on the same attempt
+        assert attempt["provider_message_id"].startswith("wamid.")
+
+
+async def test_duplicate_and_reordered_reports_never_move_a_message_back(
+    live_server: LiveServer, engine: AsyncEngine
+) -> None:
+    key = await sandbox_sender(engine, live_server)
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        media_id = await setup(http)
+        # +12015550102 is never delivered: the only reports are the ones posted here.
+        template = {"name": "file_delivery", "parameters": ["x"]}
+        sent = await http.post(
+            "/v1/messages", json={"to": "+12015550102", "media_id": media_id, "template": template}
+        )
+        message_id = sent.json()["id"]
+
+        async def sent_state() -> bool:
+            return (await status_of(http, message_id))["attempts"][0]["status"] == "sent"
+
+        await eventually(sent_state, "sent")
+        wamid = (await status_of(http, message_id))["attempts"][0]["provider_message_id"]
+
+        def report(status: str, at: int) -> bytes:
+            return envelope(
+                statuses=[
+                    {
+                        "id": wamid,
+                        "status": status,
+                        "timestamp": str(at),
+                        "recipient_id": "12015550102",
+                    }
+                ]
+            )
+
+        now = int(datetime.now(UTC).timestamp())
+        for body in (
+            report("read", now + 20),
+            report("delivered", now + 10),
+            report("read", now + 20),
+        ):
+            assert (await http.post(HOOK, content=body, headers=signed(body))).status_code == 200
+
+        async def read() -> bool:
+            state = await status_of(http, message_id)
+            return state["status"] == "read" and any(
+                e["event"].get("status") == "delivered" for e in state["events"]
+            )
+
+        await eventually(read, "read, with the late delivered recorded")
+        final = await status_of(http, message_id)
+        assert final["attempts"][0]["status"] == "read"
+        late = [e for e in final["events"] if e["event"].get("status") == "delivered"]
+        assert [e["applied"] for e in late] == [False] and late[0]["note"]
