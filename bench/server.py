@@ -42,7 +42,7 @@ def serve(database_url: str, tmp: Path, port: int, **settings: str) -> subproces
         "WAFILE_SECRET_KEY": TEST_SECRET,
         "WAFILE_SANDBOX": "false",
         "WAFILE_LOG_LEVEL": "warning",
-        **{f"WAFILE_{k.upper()}": v for k, v in settings.items()},
+        **{f"WAFILE_{k.upper()}": v for k, v in settings.items()},  # may turn sandbox on
     }
     cmd = [sys.executable, "-m", "wafile", "serve", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp)

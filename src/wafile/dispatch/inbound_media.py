@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from wafile.channels.whatsapp_cloud import GraphFailure, WhatsAppCloud
+from wafile.channels.whatsapp_cloud import GraphFailure
 from wafile.core.jobs import Job
 from wafile.core.provider_errors import Disposition, classify_whatsapp
 from wafile.crypto import Sealer
@@ -46,7 +46,7 @@ async def fetch_inbound_media(job: Job, ctx: JobContext) -> None:
     error: str | None = None
     media_id: str | None = None
     try:
-        async with WhatsAppCloud() as cloud:
+        async with ctx.deps.cloud() as cloud:
             chunks = cloud.download(
                 sender.whatsapp, secrets.access_token, inbound.provider_media_id
             )

@@ -16,13 +16,15 @@ connection, and the second would wait for the first.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from wafile.channels.whatsapp_cloud import WhatsAppCloud
 from wafile.clock import Clock
 from wafile.config import Settings
 from wafile.core.jobs import Job
@@ -62,6 +64,18 @@ class WorkerDeps:
     clock: Clock
     settings: Settings
     store: BlobStore
+    # One pooled client to the Cloud API for all of the worker's handlers (run_worker
+    # sets it): building one per send costs a TLS context each, on the event loop.
+    whatsapp: WhatsAppCloud | None = None
+
+    @asynccontextmanager
+    async def cloud(self) -> AsyncIterator[WhatsAppCloud]:
+        """The shared client, or a short-lived one when the worker has none."""
+        if self.whatsapp is not None:
+            yield self.whatsapp
+            return
+        async with WhatsAppCloud() as client:
+            yield client
 
 
 @dataclass(kw_only=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from wafile.channels.whatsapp_cloud import GraphFailure, WhatsAppCloud
+from wafile.channels.whatsapp_cloud import GraphFailure
 from wafile.core.jobs import Job
 from wafile.core.message_state import DeadlineReached, Event, SendFailed, SendSucceeded
 from wafile.core.phones import whatsapp_id
@@ -134,7 +134,7 @@ async def _send_whatsapp(plan: SendPlan, ctx: JobContext, uploaded: list[str]) -
             "language": default.language,
             "parameters": [message.caption or message.filename],
         }
-    async with WhatsAppCloud() as cloud:
+    async with ctx.deps.cloud() as cloud:
         media_id = plan.uploaded_media_id
         if media_id is None:
             media_id = await cloud.upload(

@@ -27,12 +27,13 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from wafile.channels.whatsapp_cloud import WhatsAppCloud
 from wafile.clock import Clock
 from wafile.config import Settings
 from wafile.core.jobs import DEFAULT_BACKOFF, Backoff, Job, error_text, next_attempt_at
@@ -451,7 +452,9 @@ async def run_worker(
     options = options or WorkerOptions.from_settings(deps.settings)
     if SWEEP_KIND in handlers:
         await _ensure_recurring(deps)
-    async with _wakeups(engine) as wake:
+    async with WhatsAppCloud() as cloud, _wakeups(engine) as wake:
+        if deps.whatsapp is None:
+            deps = replace(deps, whatsapp=cloud)
         worker = Worker(deps, handlers, options, wake=wake)
         if on_start is not None:
             on_start(worker)
