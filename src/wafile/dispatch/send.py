@@ -58,15 +58,17 @@ async def send_job(job: Job, ctx: JobContext) -> None:
             reason=refused.reason,
         )
     except GraphFailure as exc:
-        if plan.uploaded_media_id is not None and not uploaded and job.attempts_left > 0:
+        verdict = classify_whatsapp(exc.code, exc.http_status)
+        reused = plan.uploaded_media_id is not None and not uploaded
+        lost = verdict.disposition is not Disposition.RETRY and not verdict.halts_sender
+        if reused and lost and job.attempts_left > 0:
             # The earlier upload may be gone at Meta (expired, deleted): forget it, and
-            # the next run uploads afresh.
+            # the next run uploads afresh (throttling and bad tokens are not that).
             async with transaction(ctx.deps.sessions) as session:
                 await messages.forget_upload(
                     session, sender_id=plan.sender.id, sha256=plan.media.sha256
                 )
             raise RetryLater(0.0, f"re-uploading after: {exc}") from exc
-        verdict = classify_whatsapp(exc.code, exc.http_status)
         if verdict.disposition is Disposition.RETRY and job.attempts_left > 0:
             if verdict.retry_after is not None:
                 raise RetryLater(verdict.retry_after, str(exc)) from exc
