@@ -23,6 +23,7 @@ from typing import Any, Final, TypeVar
 
 import httpx
 
+from wafile.emulator.background import Background
 from wafile.emulator.whatsapp import rules
 from wafile.emulator.whatsapp.graph_errors import (
     AsyncError,
@@ -113,10 +114,9 @@ class WhatsAppEmulator:
     ) -> None:
         self._initial = replace(world, timing=timing) if timing is not None else world
         self._now = now
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background(
+            name="WhatsApp emulator", user_agent=USER_AGENT, transport=transport
+        )
         self.log = WebhookLog()
         self._clear()
 
@@ -137,7 +137,7 @@ class WhatsAppEmulator:
     @property
     def pending_tasks(self) -> int:
         """Background tasks still running (timelines, webhook posts)."""
-        return len(self._tasks)
+        return self._background.pending
 
     def _clear(self) -> None:
         self._world = self._initial
@@ -161,69 +161,18 @@ class WhatsAppEmulator:
 
     def reset(self) -> None:
         """Back to the world the emulator was created with; pending work is cancelled."""
-        self._cancel_tasks()
+        self._background.cancel()
         self._clear()
 
     async def aclose(self) -> None:
         """Cancel background tasks and close the HTTP client (from any loop)."""
-        loop = self._loop
-        current = asyncio.get_running_loop()
-        if loop is not None and loop is not current:
-            if loop.is_running():
-                # The tasks and the client belong to the serving loop: close them there.
-                future = asyncio.run_coroutine_threadsafe(self._aclose(), loop)
-                await asyncio.wrap_future(future)
-                return
-            # That loop has stopped: its tasks can no longer run, and its client's
-            # connections went with it.
-            self._tasks.clear()
-            self._client = None
-        await self._aclose()
-        self._loop = None
+        await self._background.aclose()
 
-    async def _aclose(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _cancel_tasks(self) -> None:
-        loop = self._loop
-        try:
-            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
-        if loop is not None and loop is not current and loop.is_running():
-            for task in list(self._tasks):
-                loop.call_soon_threadsafe(task.cancel)
-        elif loop is None or loop is current or not loop.is_closed():
-            for task in list(self._tasks):
-                task.cancel()
-        else:
-            self._tasks.clear()  # tasks of a closed loop are gone already
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        self._loop = asyncio.get_running_loop()
-        task = self._loop.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("emulator task failed", exc_info=task.exception())
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return self._background.spawn(work)
 
     def _http(self) -> httpx.AsyncClient:
-        # The client belongs to the loop it was made on; aclose() must close it there.
-        self._loop = asyncio.get_running_loop()
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                transport=self._transport, headers={"User-Agent": USER_AGENT}
-            )
-        return self._client
+        return self._background.http()
 
     # -- access -----------------------------------------------------------------------
 
