@@ -5,10 +5,7 @@ send messages, read inboxes and the webhook log, reset. JSON in and out; errors 
 
 from __future__ import annotations
 
-import hmac
-import json
-import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -16,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from wafile.emulator.control_api import control_error, guard, json_body
 from wafile.emulator.whatsapp.state import NotFound, WhatsAppEmulator
 from wafile.emulator.whatsapp.world import (
     WorldError,
@@ -26,47 +24,15 @@ from wafile.emulator.whatsapp.world import (
 
 __all__ = ["control_error", "control_routes"]
 
-log = logging.getLogger(__name__)
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-def control_error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"status": status, "message": message}}, status_code=status)
-
 
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise WorldError(f"body: not valid JSON ({exc})") from None
+    return await json_body(request, WorldError)
 
 
 def control_routes(emulator: WhatsAppEmulator, base_url: Callable[[Request], str]) -> list[Route]:
     """The control routes, relative to the `/_control` mount."""
 
-    def guarded(handler: Handler) -> Handler:
-        async def wrapped(request: Request) -> Response:
-            token = emulator.world.control_token
-            if token is not None:
-                scheme, _, given = request.headers.get("authorization", "").partition(" ")
-                if scheme.lower() != "bearer" or not hmac.compare_digest(
-                    given.strip().encode(), token.encode()
-                ):
-                    return control_error(401, "the control API needs Bearer <control_token>")
-            try:
-                return await handler(request)
-            except WorldError as exc:
-                return control_error(400, str(exc))
-            except NotFound as exc:
-                return control_error(404, str(exc.args[0]) if exc.args else "not found")
-            except Exception:  # never a bare 500 page: say what broke
-                log.exception("control request failed")
-                return control_error(500, "the emulator failed on this request; see its log")
-
-        return wrapped
+    guarded = guard(lambda: emulator.world.control_token, bad_input=WorldError, not_found=NotFound)
 
     def file_url(request: Request, phone: str, message_id: str) -> str:
         return f"{base_url(request)}_control/phones/{phone}/inbox/{message_id}/file"
