@@ -10,13 +10,19 @@ two round-trip.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from wafile.emulator.sms.errors import ASYNC_ERRORS, SYNC_ERRORS
-from wafile.emulator.world_file import WorldFileError, load_document
+from wafile.emulator.world_file import Fields as _Fields
+from wafile.emulator.world_file import WorldError, WorldFileError, load_document
+from wafile.emulator.world_file import kind as _kind
+from wafile.emulator.world_file import list_field as _list
+from wafile.emulator.world_file import optional as _optional
+from wafile.emulator.world_file import seconds as _seconds
+from wafile.emulator.world_file import text as _text
 
 __all__ = [
     "ACCOUNT_SID",
@@ -45,10 +51,6 @@ SERVICE_SID: Final = re.compile(r"MG[0-9a-fA-F]{32}")
 _E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")
 
 T = TypeVar("T")
-
-
-class WorldError(ValueError):
-    """A world document (or a control API change) that cannot be used; names the field."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -115,42 +117,6 @@ def normalise_number(raw: object) -> str | None:
     return text if _E164.fullmatch(text) else None
 
 
-class _Fields:
-    """Reads one mapping of the document, naming `where` in every error."""
-
-    def __init__(self, data: object, where: str, allowed: Sequence[str]) -> None:
-        if not isinstance(data, Mapping):
-            raise WorldError(f"{where}: must be a mapping, got {_kind(data)}")
-        unknown = sorted(str(k) for k in data if k not in allowed)
-        if unknown:
-            raise WorldError(f"{where}.{unknown[0]}: unknown field (allowed: {', '.join(allowed)})")
-        self.data = data
-        self.where = where
-
-    def path(self, name: str) -> str:
-        return f"{self.where}.{name}"
-
-    def get(self, name: str, read: Callable[[object, str], T], default: T) -> T:
-        if name not in self.data:
-            return default
-        return read(self.data[name], self.path(name))
-
-    def need(self, name: str, read: Callable[[object, str], T]) -> T:
-        if name not in self.data:
-            raise WorldError(f"{self.path(name)}: required")
-        return read(self.data[name], self.path(name))
-
-
-def _kind(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _text(value: object, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise WorldError(f"{where}: must be a non-empty string, got {value!r}")
-    return value
-
-
 def _sid(pattern: re.Pattern[str], what: str) -> Callable[[object, str], str]:
     def reader(value: object, where: str) -> str:
         if not isinstance(value, str) or not pattern.fullmatch(value):
@@ -176,23 +142,6 @@ def _list_of(read: Callable[[object, str], T]) -> Callable[[object, str], tuple[
         if not isinstance(value, list):
             raise WorldError(f"{where}: must be a list, got {_kind(value)}")
         return tuple(read(item, f"{where}[{i}]") for i, item in enumerate(value))
-
-    return reader
-
-
-def _seconds(value: object, where: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not 0 <= value < float("inf")  # also refuses NaN
-    ):
-        raise WorldError(f"{where}: must be a number of seconds >= 0, got {value!r}")
-    return float(value)
-
-
-def _optional(read: Callable[[object, str], T]) -> Callable[[object, str], T | None]:
-    def reader(value: object, where: str) -> T | None:
-        return None if value is None else read(value, where)
 
     return reader
 
@@ -278,14 +227,6 @@ def parse_world(document: object) -> World:
     )
     check_unique(world)
     return world
-
-
-def _list(value: object, where: str) -> list[object]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise WorldError(f"{where.removeprefix('world.')}: must be a list, got {_kind(value)}")
-    return value
 
 
 def check_unique(world: World) -> None:

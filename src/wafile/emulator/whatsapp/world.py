@@ -9,13 +9,19 @@ the two round-trip.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
-from wafile.emulator.world_file import WorldFileError, load_document
+from wafile.emulator.world_file import Fields as _Fields
+from wafile.emulator.world_file import WorldError, WorldFileError, load_document
+from wafile.emulator.world_file import kind as _kind
+from wafile.emulator.world_file import list_field as _list
+from wafile.emulator.world_file import optional as _optional
+from wafile.emulator.world_file import seconds as _seconds
+from wafile.emulator.world_file import text as _text
 
 __all__ = [
     "HEADER_KINDS",
@@ -48,10 +54,6 @@ _LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Za-z0-9]{2,8})?")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 
 T = TypeVar("T")
-
-
-class WorldError(ValueError):
-    """A world document (or a control API change) that cannot be used; names the field."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -150,45 +152,6 @@ def normalise_number(raw: object) -> str | None:
     return text
 
 
-class _Fields:
-    """Reads one mapping of the document, naming `where` in every error."""
-
-    def __init__(self, data: object, where: str, allowed: Sequence[str]) -> None:
-        if not isinstance(data, Mapping):
-            raise WorldError(f"{where}: must be a mapping, got {_kind(data)}")
-        unknown = sorted(str(k) for k in data if k not in allowed)
-        if unknown:
-            raise WorldError(f"{where}.{unknown[0]}: unknown field (allowed: {', '.join(allowed)})")
-        self.data = data
-        self.where = where
-
-    def path(self, name: str) -> str:
-        return f"{self.where}.{name}"
-
-    def has(self, name: str) -> bool:
-        return name in self.data
-
-    def get(self, name: str, read: Callable[[object, str], T], default: T) -> T:
-        if name not in self.data:
-            return default
-        return read(self.data[name], self.path(name))
-
-    def need(self, name: str, read: Callable[[object, str], T]) -> T:
-        if name not in self.data:
-            raise WorldError(f"{self.path(name)}: required")
-        return read(self.data[name], self.path(name))
-
-
-def _kind(value: object) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _text(value: object, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise WorldError(f"{where}: must be a non-empty string, got {value!r}")
-    return value
-
-
 def _any_text(value: object, where: str) -> str:
     if not isinstance(value, str):
         raise WorldError(f"{where}: must be a string, got {_kind(value)}")
@@ -232,28 +195,11 @@ def _count(value: object, where: str) -> int:
     return value
 
 
-def _seconds(value: object, where: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not 0 <= value < float("inf")  # also refuses NaN
-    ):
-        raise WorldError(f"{where}: must be a number of seconds >= 0, got {value!r}")
-    return float(value)
-
-
 def _positive_seconds(value: object, where: str) -> float:
     seconds = _seconds(value, where)
     if seconds <= 0:
         raise WorldError(f"{where}: must be a number of seconds > 0, got {value!r}")
     return seconds
-
-
-def _optional(read: Callable[[object, str], T]) -> Callable[[object, str], T | None]:
-    def reader(value: object, where: str) -> T | None:
-        return None if value is None else read(value, where)
-
-    return reader
 
 
 def _error_code(value: object, where: str) -> int:
@@ -478,14 +424,6 @@ def parse_world(document: object) -> World:
     )
     check_unique(world)
     return world
-
-
-def _list(value: object, where: str) -> list[object]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise WorldError(f"{where.removeprefix('world.')}: must be a list, got {_kind(value)}")
-    return value
 
 
 def _items(values: list[object], name: str) -> list[tuple[str, object]]:
