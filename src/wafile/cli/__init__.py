@@ -6,7 +6,6 @@ everything else.
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 from typing import Annotated
 
@@ -21,6 +20,7 @@ from wafile.cli.send import send
 from wafile.cli.senders import senders_app
 from wafile.cli.worker import worker
 from wafile.config import Settings
+from wafile.core.hosts import is_loopback
 from wafile.crypto import Sealer
 from wafile.db import migrate as migrations
 from wafile.db.engine import safe_url
@@ -65,7 +65,7 @@ def serve(
     from wafile.api.app import create_app
 
     settings = settings_for(host=host, port=port)
-    if settings.sandbox and not _is_loopback(settings.host):
+    if settings.sandbox and not is_loopback(settings.host):
         err.print(
             f"[yellow]warning:[/yellow] sandbox mode on {settings.host}: the emulators' "
             "control APIs under /_emulator/ have no authentication. Keep a sandbox on "
@@ -92,15 +92,6 @@ def serve(
         server_header=False,
     )
     uvicorn.Server(config).run()
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def _prepare_serve(settings: Settings) -> CreatedKey | None:

@@ -33,7 +33,6 @@ Contracts:
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator
@@ -45,6 +44,8 @@ from urllib.parse import unquote, urlsplit
 
 import obstore
 from obstore.store import LocalStore, MemoryStore, S3Store
+
+from wafile.core.hosts import is_loopback
 
 if TYPE_CHECKING:
     from obstore import BytesStream, GetOptions
@@ -77,7 +78,6 @@ _CONNECT_TIMEOUT = timedelta(seconds=5)
 _RETRY: RetryConfig = {"max_retries": 3, "retry_timeout": timedelta(seconds=30)}
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
-_LOOPBACK_NAMES = frozenset({"localhost"})
 _STAGING = re.compile(r"#\d+$")
 
 
@@ -202,7 +202,7 @@ def _open_s3(bucket: str, prefix: str, options: S3Options) -> BlobStore:
         if endpoint.scheme not in ("http", "https") or not endpoint.hostname:
             raise ValueError(f"the S3 endpoint must be an http(s) URL: {options.endpoint_url!r}")
         if endpoint.scheme == "http":
-            if not (options.allow_http or _is_loopback(endpoint.hostname)):
+            if not (options.allow_http or is_loopback(endpoint.hostname)):
                 raise ValueError(
                     "plain http to a non-loopback S3 endpoint needs allow_http=True: "
                     f"{options.endpoint_url!r}"
@@ -221,15 +221,6 @@ def _open_s3(bucket: str, prefix: str, options: S3Options) -> BlobStore:
     except obstore.exceptions.BaseError as exc:
         raise ValueError(f"invalid S3 media store settings: {exc}") from exc
     return _ObstoreBlobStore(store, f"s3://{bucket}/{prefix}")
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_key(key: str) -> None:

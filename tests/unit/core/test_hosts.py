@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from wafile.cli import _is_loopback
+from wafile.core.hosts import is_loopback
 
 
 @pytest.mark.parametrize(
@@ -19,4 +19,4 @@ from wafile.cli import _is_loopback
     ],
 )
 def test_which_hosts_keep_the_sandbox_private(host: str, loopback: bool) -> None:
-    assert _is_loopback(host) is loopback
+    assert is_loopback(host) is loopback
