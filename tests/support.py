@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -106,6 +108,17 @@ async def stored(settings: Settings) -> list[str]:
     if url.startswith("file://"):  # LocalStore's staging files, which obstore never lists
         keys += [str(p) for p in Path(url.removeprefix("file://")).rglob("*#*")]
     return sorted(keys)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], what: str, *, seconds: float = 15.0
+) -> None:
+    """Wait until `check()` holds, polling every 0.1 s; fail after `seconds`."""
+    for _ in range(round(seconds * 10)):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never happened: {what}")
 
 
 def assert_problem(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:

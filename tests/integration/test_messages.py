@@ -4,8 +4,6 @@ webhooks → state machine → `GET /v1/messages/{id}`."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +11,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.test_whatsapp_webhooks import HOOK, envelope, sandbox_sender, signed
-from tests.support import TEST_SECRET, LiveServer, assert_problem
+from tests.support import TEST_SECRET, LiveServer, assert_problem, eventually
 from wafile.services.sandbox import sandbox_credentials
 
 CREDS = sandbox_credentials(TEST_SECRET)
@@ -22,12 +20,19 @@ PHONE = "+12015550101"  # delivered ~0.5 s after sent, read ~2 s later
 CONTROL = "/_emulator/whatsapp/_control"
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    for _ in range(200):  # bounded: 20 s
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
+WAIT = 20.0  # seconds any one expectation may take
+
+
+async def until_status(
+    http: httpx.AsyncClient, message_id: str, statuses: set[str], what: str
+) -> dict[str, Any]:
+    """Wait until the message's status is one of `statuses`; the message then."""
+
+    async def reached() -> bool:
+        return (await status_of(http, message_id))["status"] in statuses
+
+    await eventually(reached, what, seconds=WAIT)
+    return await status_of(http, message_id)
 
 
 async def setup(http: httpx.AsyncClient) -> str:
@@ -51,7 +56,7 @@ async def open_window(http: httpx.AsyncClient, phone: str) -> None:
         state = (await http.get(f"/v1/conversations/{phone}")).json()
         return bool(state["window_open"])
 
-    await eventually(opened, "the window opened by the user's message")
+    await eventually(opened, "the window opened by the user's message", seconds=WAIT)
 
 
 async def status_of(http: httpx.AsyncClient, message_id: str) -> dict[str, Any]:
@@ -86,10 +91,7 @@ async def test_a_pdf_reaches_the_phone_and_is_read(
         )
         assert [a["status"] for a in message["attempts"]] == ["queued"]
 
-        async def read() -> bool:
-            return (await status_of(http, message["id"]))["status"] == "read"
-
-        await eventually(read, "the message read")
+        await until_status(http, message["id"], {"read"}, "the message read")
         final = await status_of(http, message["id"])
         [attempt] = final["attempts"]
         assert attempt["channel"] == "whatsapp" and attempt["status"] == "read"
@@ -123,10 +125,9 @@ async def test_closed_window_uses_the_default_template_or_fails_before_meta(
         )
         message_id = accepted.json()["id"]
 
-        async def delivered() -> bool:
-            return (await status_of(http, message_id))["status"] == "delivered"
-
-        await eventually(delivered, "the default-template message delivered")
+        await until_status(
+            http, message_id, {"delivered"}, "the default-template message delivered"
+        )
         inbox = (await http.get(f"{CONTROL}/phones/12015550104/inbox")).json()["messages"]
         [got] = inbox
         assert got["type"] == "template" and got["filename"] == "Rechnung.pdf"
@@ -155,10 +156,7 @@ async def test_closed_window_uses_the_default_template_or_fails_before_meta(
         )
         refused_id = refused.json()["id"]
 
-        async def failed() -> bool:
-            return (await status_of(http, refused_id))["status"] == "failed"
-
-        await eventually(failed, "the message failed")
+        await until_status(http, refused_id, {"failed"}, "the message failed")
         final = await status_of(http, refused_id)
         assert "24-hour window is closed" in final["reason"]
         assert (await http.get(f"{CONTROL}/phones/12015550102/inbox")).json()["messages"] == []
@@ -178,7 +176,7 @@ async def test_closed_window_uses_the_default_template_or_fails_before_meta(
         async def sent() -> bool:
             return (await status_of(http, tid))["attempts"][0]["status"] == "sent"
 
-        await eventually(sent, "the template message sent (102 is never delivered)")
+        await eventually(sent, "the template message sent (102 is never delivered)", seconds=WAIT)
         [got] = (await http.get(f"{CONTROL}/phones/12015550102/inbox")).json()["messages"]
         assert got["template"]["body"] == ["Rechnung"]
 
@@ -195,10 +193,7 @@ async def test_not_on_whatsapp_fails_with_the_code(
         )
         message_id = sent.json()["id"]
 
-        async def failed() -> bool:
-            return (await status_of(http, message_id))["status"] == "failed"
-
-        await eventually(failed, "failed 131026")
+        await until_status(http, message_id, {"failed"}, "failed 131026")
         [attempt] = (await status_of(http, message_id))["attempts"]
         assert attempt["status"] == "failed" and attempt["error_code"] == 131026
 
@@ -274,10 +269,7 @@ async def test_a_file_is_uploaded_once_per_sender_and_again_when_meta_lost_it(
             sent = await http.post("/v1/messages", json={"to": PHONE, "media_id": media_id})
             message_id = sent.json()["id"]
 
-            async def done() -> bool:
-                return (await status_of(http, message_id))["status"] in {"delivered", "read"}
-
-            await eventually(done, "delivered")
+            await until_status(http, message_id, {"delivered", "read"}, "delivered")
             return await status_of(http, message_id)
 
         async def uploads() -> list[str]:
@@ -306,10 +298,7 @@ async def test_throttled_once_then_sent(live_server: LiveServer, engine: AsyncEn
         sent = await http.post("/v1/messages", json={"to": "+12015550106", "media_id": media_id})
         message_id = sent.json()["id"]
 
-        async def delivered() -> bool:
-            return (await status_of(http, message_id))["status"] in {"delivered", "read"}
-
-        await eventually(delivered, "delivered after the throttle")
+        await until_status(http, message_id, {"delivered", "read"}, "delivered after the throttle")
         final = await status_of(http, message_id)
         [attempt] = final["attempts"]  # the retry stayed on the same attempt
         assert attempt["provider_message_id"].startswith("wamid.")
@@ -331,7 +320,7 @@ async def test_duplicate_and_reordered_reports_never_move_a_message_back(
         async def sent_state() -> bool:
             return (await status_of(http, message_id))["attempts"][0]["status"] == "sent"
 
-        await eventually(sent_state, "sent")
+        await eventually(sent_state, "sent", seconds=WAIT)
         wamid = (await status_of(http, message_id))["attempts"][0]["provider_message_id"]
 
         def report(status: str, at: int) -> bytes:
@@ -360,7 +349,7 @@ async def test_duplicate_and_reordered_reports_never_move_a_message_back(
                 e["event"].get("status") == "delivered" for e in state["events"]
             )
 
-        await eventually(read, "read, with the late delivered recorded")
+        await eventually(read, "read, with the late delivered recorded", seconds=WAIT)
         final = await status_of(http, message_id)
         assert final["attempts"][0]["status"] == "read"
         late = [e for e in final["events"] if e["event"].get("status") == "delivered"]

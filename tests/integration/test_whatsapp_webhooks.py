@@ -4,12 +4,10 @@ and the 24-hour window fed by inbound messages from the embedded emulator."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +15,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.support import TEST_SECRET, LiveServer, assert_problem, make_key
+from tests.support import TEST_SECRET, LiveServer, assert_problem, eventually, make_key
 from wafile.crypto import Sealer
 from wafile.db.engine import session_factory, transaction
 from wafile.db.tables import ProviderStatusRow, WebhookReceiptRow
@@ -59,14 +57,6 @@ def envelope(**value: Any) -> bytes:
         "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}],
     }
     return json.dumps(doc).encode()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    for _ in range(150):  # bounded: 15 s
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def count(engine: AsyncEngine, table: Any) -> int:
