@@ -13,6 +13,31 @@ from tests.e2e.test_cli import WAFILE, run
 from tests.support import free_port
 
 
+def start(cwd: Path, which: str, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """`wafile emulator WHICH` on a free port, once its control API answers (30 s at most)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WAFILE_")}
+    proc = subprocess.Popen(
+        [WAFILE, "emulator", which, "--port", str(port), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{base}/_control/world", timeout=1)
+            return proc, base
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError("the emulator did not start") from None
+            time.sleep(0.1)
+
+
 def test_whatsapp_emulator_alone_with_a_world_file(tmp_path: Path) -> None:
     world = tmp_path / "world.yaml"
     world.write_text(
@@ -22,26 +47,8 @@ def test_whatsapp_emulator_alone_with_a_world_file(tmp_path: Path) -> None:
         "phones:\n"
         '  - {number: "4915100000001", window_open: true, deliver_after: 0.05}\n'
     )
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WAFILE_")}
-    proc = subprocess.Popen(
-        [WAFILE, "emulator", "whatsapp", "--port", str(port), "--world", str(world)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start(tmp_path, "whatsapp", "--world", str(world))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/_control/world", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "did not start"
-                time.sleep(0.1)
         sent = httpx.post(
             f"{base}/v23.0/1001/messages",
             headers={"Authorization": "Bearer tok"},
@@ -73,26 +80,8 @@ def test_a_bad_world_file_is_one_line(tmp_path: Path) -> None:
 
 
 def test_sms_emulator_alone_with_the_demo_world(tmp_path: Path) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WAFILE_")}
-    proc = subprocess.Popen(
-        [WAFILE, "emulator", "sms", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start(tmp_path, "sms")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/_control/world", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "did not start"
-                time.sleep(0.1)
         sid = "AC" + "0" * 31 + "1"
         sent = httpx.post(
             f"{base}/2010-04-01/Accounts/{sid}/Messages.json",
