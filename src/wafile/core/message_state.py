@@ -449,9 +449,11 @@ def _deadline(state: MessageState, event: DeadlineReached) -> Transition:
     attempt = state.attempts[number]
     why = f"no {step.success} report within {step.fallback_time:g} s"
     change = _Change(state, event.at)
-    change.set_attempt(
-        replace(attempt, status=AttemptStatus.TIMED_OUT, error=why, ended_at=event.at)
-    )
+    # A delivered attempt still waiting for `read` keeps its status (statuses only move
+    # up); it ends all the same, and a `read` after this counts as late.
+    delivered = attempt.status is AttemptStatus.DELIVERED
+    status = AttemptStatus.DELIVERED if delivered else AttemptStatus.TIMED_OUT
+    change.set_attempt(replace(attempt, status=status, error=why, ended_at=event.at))
     change.advance(why)
     return change.done(event, None, number)
 
@@ -474,7 +476,12 @@ def _report(state: MessageState, event: SendSucceeded | SendFailed | StatusRepor
         return change.done(event, Reason.OUT_OF_ORDER if current else Reason.SUPERSEDED, number)
 
     # A superseded attempt has always failed or timed out already (or is late).
-    late = attempt.late or attempt.status in ENDED or (state.final and state.delivered_by != number)
+    late = (
+        attempt.late
+        or attempt.status in ENDED
+        or attempt.ended_at is not None
+        or (state.final and state.delivered_by != number)
+    )
     change.set_attempt(_moved(attempt, new, event.at, late=late, code=code, why=why))
 
     step = state.plan[number]

@@ -511,15 +511,19 @@ def test_success_at_read_waits_past_delivered() -> None:
     state = run(state, [Accepted(at=T0)])
     delivered = transition(state, StatusReport(at=at(1), attempt=0, status=A.DELIVERED))
     assert delivered.state.status is M.IN_PROGRESS
-    # delivered is not its success status: the deadline still moves on to SMS.
+    # delivered is not its success status: the deadline still moves on to SMS. The
+    # attempt ends but stays delivered (statuses never move down: it did arrive).
     timeout = transition(delivered.state, DeadlineReached(at=at(60), attempt=0))
-    assert timeout.state.attempts[0].status is A.TIMED_OUT
+    ended = timeout.state.attempts[0]
+    assert ended.status is A.DELIVERED and ended.ended_at == at(60)
+    assert ended.error == "no read report within 60 s"
     assert [e for e in timeout.effects if isinstance(e, StartAttempt)] == [
         StartAttempt(attempt=1, channel=SMS)
     ]
     # ...and a late read still delivers the message (as read) while SMS is under way.
     read = transition(timeout.state, StatusReport(at=at(70), attempt=0, status=A.READ))
     assert read.state.status is M.READ and read.state.delivered_by == 0
+    assert read.state.attempts[0].late
 
 
 def test_a_late_report_below_its_success_status_only_records() -> None:
@@ -601,7 +605,7 @@ def assert_invariants(state: MessageState) -> None:
         assert attempt.number == i and attempt.channel is state.plan[i].channel
         if i < len(attempts) - 1:
             # Only the current attempt can still be in flight.
-            assert attempt.status in ENDED or attempt.late
+            assert attempt.status in ENDED or attempt.late or attempt.ended_at is not None
     if state.status is M.ACCEPTED:
         assert [a.status for a in attempts] in ([], [A.QUEUED])
     if state.status is M.IN_PROGRESS:
@@ -619,7 +623,8 @@ def assert_invariants(state: MessageState) -> None:
         assert state.delivered_by is None
     if state.status is M.FAILED:
         assert state.reason
-        assert attempts[-1].status in ENDED or attempts[-1].late
+        last = attempts[-1]
+        assert last.status in ENDED or last.late or last.ended_at is not None
 
 
 @st.composite
