@@ -69,6 +69,10 @@ class MessageRepository:
             created_at=message.created_at,
             updated_at=message.updated_at,
         )
+        if message.idempotency_key is None:  # nothing else can collide: no savepoint
+            self._session.add(row)
+            await self._session.flush()
+            return
         try:
             async with self._session.begin_nested():
                 self._session.add(row)
@@ -158,15 +162,18 @@ class MessageRepository:
         event: dict[str, Any],
         applied: bool,
         note: str | None,
+        seq: int | None = None,
     ) -> int:
-        seq = 1 + int(
-            await self._session.scalar(
-                select(func.coalesce(func.max(MessageEventRow.seq), 0)).where(
-                    MessageEventRow.message_id == message_id
+        """Append with `seq`, or the next one when None; (message_id, seq) is unique."""
+        if seq is None:
+            seq = 1 + int(
+                await self._session.scalar(
+                    select(func.coalesce(func.max(MessageEventRow.seq), 0)).where(
+                        MessageEventRow.message_id == message_id
+                    )
                 )
+                or 0
             )
-            or 0
-        )
         self._session.add(
             MessageEventRow(
                 message_id=message_id,

@@ -23,7 +23,9 @@ from wafile.core.message import Message
 from wafile.core.message_codec import event_from_json, event_to_json
 from wafile.core.message_state import (
     Accepted,
+    Effect,
     Event,
+    LogEntry,
     MessageState,
     ScheduleDeadline,
     StartAttempt,
@@ -132,6 +134,10 @@ class MessageService:
         if media is None:
             raise MediaNotFound(f"media_id: no media {request.media_id!r} in this account")
         _check_content(media, request)
+        # A new message starts from the plan's initial state: no log to replay and no
+        # row to lock, so acceptance is a handful of inserts (the hot path of the API).
+        accepted = Accepted(at=now)
+        after, effects, entry = transition(MessageState(plan=WHATSAPP_ONLY), accepted)
         message = Message(
             id=new_id("msg"),
             account_id=account.id,
@@ -146,7 +152,7 @@ class MessageService:
             callback_url=request.callback_url,
             idempotency_key=idempotency_key,
             request_hash=digest,
-            status="accepted",
+            status=str(after.status),
             created_at=now,
             updated_at=now,
         )
@@ -158,8 +164,9 @@ class MessageService:
             if earlier is None:
                 raise
             return await self._same_request(session, earlier, digest), False
-        await self.apply(session, message.id, Accepted(at=now), source="api", now=now)
-        return await self.view(session, account=account, message_id=message.id), True
+        stored = await self._log(repo, message.id, accepted, entry, source="api", now=now, seq=1)
+        await _carry_out(JobRepository(session), message.id, effects, now)
+        return MessageView(message=message, state=after, events=[stored]), True
 
     async def _same_request(
         self, session: AsyncSession, earlier: Message, digest: str
@@ -186,39 +193,41 @@ class MessageService:
         message = await repo.get(message_id, lock=True)
         if message is None:
             raise MessageNotFound(f"no message {message_id!r}")
-        state = _replay(await repo.events(message_id))
+        log = await repo.events(message_id)
+        state = _replay(log)
         after, effects, entry = transition(state, event)
-        await repo.append_event(
+        # The row lock (PostgreSQL) or the write lock (SQLite) makes len + 1 the next seq.
+        seq = len(log) + 1
+        await self._log(repo, message_id, event, entry, source=source, now=now, seq=seq)
+        await _carry_out(JobRepository(session), message_id, effects, now)
+        if after.status != state.status or entry.applied:
+            await repo.set_status(message_id, str(after.status), now)
+        return after
+
+    @staticmethod
+    async def _log(
+        repo: MessageRepository,
+        message_id: str,
+        event: Event,
+        entry: LogEntry,
+        *,
+        source: str,
+        now: datetime,
+        seq: int | None = None,
+    ) -> StoredEvent:
+        doc = event_to_json(event)
+        note = str(entry.reason) if entry.reason else None
+        seq = await repo.append_event(
             message_id,
             at=event.at,
             recorded_at=now,
             source=source,
-            event=event_to_json(event),
+            event=doc,
             applied=entry.applied,
-            note=str(entry.reason) if entry.reason else None,
+            note=note,
+            seq=seq,
         )
-        jobs = JobRepository(session)
-        for effect in effects:
-            if isinstance(effect, StartAttempt):
-                await jobs.enqueue(
-                    SEND_KIND,
-                    {"message_id": message_id, "attempt": effect.attempt},
-                    now,
-                    now=now,
-                    dedupe_key=f"send:{message_id}:{effect.attempt}",
-                )
-            elif isinstance(effect, ScheduleDeadline):
-                await jobs.enqueue(
-                    DEADLINE_KIND,
-                    {"message_id": message_id, "attempt": effect.attempt},
-                    effect.at,
-                    now=now,
-                    dedupe_key=f"deadline:{message_id}:{effect.attempt}",
-                )
-            # Notify: signed callbacks to the business come with the next issue.
-        if after.status != state.status or entry.applied:
-            await repo.set_status(message_id, str(after.status), now)
-        return after
+        return (seq, now, source, doc, entry.applied, note)
 
     async def page(
         self,
@@ -305,6 +314,30 @@ class MessageService:
         self, session: AsyncSession, sender_id: str, provider_id: str
     ) -> tuple[str, int] | None:
         return await MessageRepository(session).ref(sender_id, provider_id)
+
+
+async def _carry_out(
+    jobs: JobRepository, message_id: str, effects: tuple[Effect, ...], now: datetime
+) -> None:
+    """Effects become jobs in the event's own transaction (the outbox)."""
+    for effect in effects:
+        if isinstance(effect, StartAttempt):
+            await jobs.enqueue(
+                SEND_KIND,
+                {"message_id": message_id, "attempt": effect.attempt},
+                now,
+                now=now,
+                dedupe_key=f"send:{message_id}:{effect.attempt}",
+            )
+        elif isinstance(effect, ScheduleDeadline):
+            await jobs.enqueue(
+                DEADLINE_KIND,
+                {"message_id": message_id, "attempt": effect.attempt},
+                effect.at,
+                now=now,
+                dedupe_key=f"deadline:{message_id}:{effect.attempt}",
+            )
+        # Notify: signed callbacks to the business come with the next issue.
 
 
 def _replay(events: list[StoredEvent]) -> MessageState:
