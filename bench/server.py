@@ -18,7 +18,7 @@ from wafile.db.engine import create_engine, session_factory, transaction
 from wafile.services.accounts import accounts
 from wafile.services.api_keys import api_keys
 
-__all__ = ["prepare", "serve", "wait_until_up"]
+__all__ = ["prepare", "serve", "wait_until_up", "worker"]
 
 
 async def prepare(database_url: str, tmp: Path) -> str:
@@ -33,9 +33,8 @@ async def prepare(database_url: str, tmp: Path) -> str:
     return key
 
 
-def serve(database_url: str, tmp: Path, port: int, **settings: str) -> subprocess.Popen[bytes]:
-    """`wafile serve` on 127.0.0.1:port; `settings` are extra WAFILE_* values."""
-    env = {
+def _env(database_url: str, tmp: Path, settings: dict[str, str]) -> dict[str, str]:
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith("WAFILE_")},
         "WAFILE_DATABASE_URL": database_url,
         "WAFILE_DATA_DIR": str(tmp / "var"),
@@ -44,10 +43,22 @@ def serve(database_url: str, tmp: Path, port: int, **settings: str) -> subproces
         "WAFILE_LOG_LEVEL": "warning",
         **{f"WAFILE_{k.upper()}": v for k, v in settings.items()},  # may turn sandbox on
     }
+
+
+def serve(database_url: str, tmp: Path, port: int, **settings: str) -> subprocess.Popen[bytes]:
+    """`wafile serve` on 127.0.0.1:port; `settings` are extra WAFILE_* values."""
     cmd = [sys.executable, "-m", "wafile", "serve", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp)
+    # stdout carries the sandbox's first API key, which the benchmarks make their own.
+    env = _env(database_url, tmp, settings)
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp, stdout=subprocess.DEVNULL)
     wait_until_up(proc, f"http://127.0.0.1:{port}/healthz")
     return proc
+
+
+def worker(database_url: str, tmp: Path, **settings: str) -> subprocess.Popen[bytes]:
+    """`wafile worker` (PostgreSQL); `settings` are extra WAFILE_* values."""
+    cmd = [sys.executable, "-m", "wafile", "worker"]
+    return subprocess.Popen(cmd, env=_env(database_url, tmp, settings), cwd=tmp)
 
 
 def wait_until_up(proc: subprocess.Popen[bytes], url: str, seconds: float = 30) -> None:
