@@ -368,6 +368,30 @@ async def test_retry_later_is_honoured_and_never_buries(
     )
 
 
+async def test_retry_later_that_does_not_count_gives_the_attempt_back(
+    engine: AsyncEngine, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    clock = FixedClock(T0)
+    handlers = HandlerRegistry()
+
+    @handlers.handler("test.wait")
+    async def wait(job: Job, ctx: JobContext) -> None:
+        raise RetryLater(timedelta(seconds=3), "waiting for a send slot", counts=False)
+
+    job_id = await enqueue(sessions, "test.wait", max_attempts=3)
+    worker = Worker(deps_for(engine, settings, clock), handlers, OPTIONS)
+    async with working(worker):
+
+        async def retried() -> bool:
+            return worker.stats.retried == 1
+
+        await until(retried, "the RetryLater")
+    job = await get(sessions, job_id)
+    assert job is not None and job.state is JobState.PENDING
+    # Claimed once, and that attempt given back: a rate limit never eats the retries.
+    assert (job.run_at, job.attempts) == (T0 + timedelta(seconds=3), 0)
+
+
 async def test_heartbeats_keep_a_slow_job_from_being_taken_over(
     engine: AsyncEngine, settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> None:

@@ -159,8 +159,12 @@ class JobRepository:
         result = await self._session.execute(delete(JobRow).where(_held(job_id, owner)))
         return _rowcount(result) == 1
 
-    async def retry(self, job_id: str, owner: str, run_at: datetime, error: str) -> bool:
-        """Release the lease; the job runs again at `run_at`."""
+    async def retry(
+        self, job_id: str, owner: str, run_at: datetime, error: str, *, counts: bool = True
+    ) -> bool:
+        """Release the lease; the job runs again at `run_at`. `counts=False` gives back
+        the attempt its claim counted (it waited, it did not try)."""
+        extra: dict[str, Any] = {} if counts else {"attempts": JobRow.attempts - 1}
         done = await self._finish(
             job_id,
             owner,
@@ -168,6 +172,7 @@ class JobRepository:
             last_error=error,
             lease_owner=None,
             lease_expires_at=None,
+            **extra,
         )
         if done:
             await self._notify()

@@ -45,14 +45,16 @@ class RetryLater(Exception):
     """Run this job again after `after` (a timedelta or seconds); not a failure.
 
     It does not bury the job when attempts run out: the handler decides, and can read
-    `job.attempts` to give up by raising something else.
+    `job.attempts` to give up by raising something else. `counts=False` gives the
+    attempt back: the job only waited its turn (a rate limit), nothing was tried.
     """
 
-    def __init__(self, after: timedelta | float, reason: str = "") -> None:
+    def __init__(self, after: timedelta | float, reason: str = "", *, counts: bool = True) -> None:
         self.after = after if isinstance(after, timedelta) else timedelta(seconds=after)
         if self.after < timedelta(0):
             raise ValueError("RetryLater needs a delay >= 0")
         self.reason = reason
+        self.counts = counts
         super().__init__(reason or f"retry in {self.after.total_seconds():g}s")
 
 

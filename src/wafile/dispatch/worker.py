@@ -266,7 +266,8 @@ class Worker:
             raise
         except RetryLater as later:
             run_at = self.deps.clock.now() + later.after
-            await asyncio.shield(self._retry(job, run_at, scrub(str(later)), later=True))
+            retry = self._retry(job, run_at, scrub(str(later)), later=True, counts=later.counts)
+            await asyncio.shield(retry)
         except Exception as exc:
             await asyncio.shield(self._failed(job, exc))
 
@@ -310,11 +311,13 @@ class Worker:
         error: str,
         *,
         later: bool,
+        counts: bool = True,
         cause: Exception | None = None,
     ) -> None:
         try:
             async with transaction(self.deps.sessions) as session:
-                held = await JobRepository(session).retry(job.id, self.owner, run_at, error)
+                repo = JobRepository(session)
+                held = await repo.retry(job.id, self.owner, run_at, error, counts=counts)
         except WafileError as exc:
             # The lease expires and the job is claimed again: nothing is lost.
             log.warning("job %s (%s) cannot be rescheduled: %s", *_id(job), exc)
