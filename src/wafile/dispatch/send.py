@@ -25,6 +25,7 @@ from wafile.core.whatsapp_messages import (
 from wafile.crypto import Sealer
 from wafile.db.engine import transaction
 from wafile.dispatch.jobs import JobContext, RetryLater
+from wafile.dispatch.send_slot import wait_for_send_slot
 from wafile.services.media import media
 from wafile.services.messages import SendPlan, messages
 
@@ -172,4 +173,5 @@ async def _send_whatsapp(plan: SendPlan, ctx: JobContext, uploaded: list[str]) -
                 )
         except InvalidMessage as exc:
             raise _Refused(Disposition.FAIL, str(exc)) from None
+        await wait_for_send_slot(ctx, plan, uploaded)  # the sender's messages-per-second limit
         return await cloud.send(plan.sender.whatsapp, plan.secrets.access_token, body)

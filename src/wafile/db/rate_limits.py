@@ -1,0 +1,102 @@
+"""Send rate repository: each sender's GCRA bucket (`core/rate_limit.py`) as a row.
+
+A grant is one statement: an upsert that creates the row on a sender's first send and
+otherwise moves `next_at_us` only when the slot is within reach (the `WHERE` of the
+`DO UPDATE`), returning the new value; no row back means refused. On PostgreSQL the
+upsert locks the sender's row (even when its `WHERE` is false) until the transaction
+ends, so concurrent workers on any number of machines take slots one after the other
+and never both read the same `next_at_us`; on SQLite, BEGIN IMMEDIATE serialises the
+writers. A refusal then moves the line (`retry_at_us`) under that same lock.
+
+Run it in a transaction of its own that commits at once: the row stays locked until
+the commit, and every send of the sender waits for it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    SQLColumnExpression,
+    case,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wafile.core.rate_limit import (
+    Bucket,
+    Decision,
+    Granted,
+    Refused,
+    SendRate,
+    grant_limit,
+    granted_slot,
+)
+from wafile.db.tables import SendRateRow
+
+__all__ = ["SendRateRepository"]
+
+
+def _int(value: int) -> ColumnElement[int]:
+    # Typed, so PostgreSQL never takes a microsecond count for a 32-bit integer.
+    return literal(value, BigInteger())
+
+
+def _later(a: SQLColumnExpression[int], b: SQLColumnExpression[int]) -> ColumnElement[int]:
+    """GREATEST(a, b), spelt the same on both databases."""
+    return case((a > b, a), else_=b)
+
+
+class SendRateRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def take(self, sender_id: str, *, now: int, rate: SendRate, max_wait: int) -> Decision:
+        """`core.rate_limit.take` on the sender's row (microseconds since the epoch)."""
+        postgres = self._session.get_bind().dialect.name == "postgresql"
+        if postgres:
+            # The row stays locked until the commit: do not wait for the disk there.
+            await self._session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        insert = pg_insert if postgres else sqlite_insert
+        row = SendRateRow
+        # A first send finds a fresh bucket: granted at once.
+        stmt = (
+            insert(row)
+            .values(sender_id=sender_id, next_at_us=now + rate.interval, retry_at_us=now)
+            .on_conflict_do_update(
+                index_elements=[row.sender_id],
+                set_={"next_at_us": _later(row.next_at_us, _int(now)) + _int(rate.interval)},
+                where=row.next_at_us <= _int(grant_limit(now, rate=rate, max_wait=max_wait)),
+            )
+            .returning(row.next_at_us)
+        )
+        next_at = await self._session.scalar(stmt)
+        if next_at is not None:
+            return Granted(at=granted_slot(next_at, now=now, rate=rate))
+        back = _later(row.retry_at_us, row.next_at_us - _int(rate.tolerance))
+        retry_at = await self._session.scalar(
+            update(row)
+            .where(row.sender_id == sender_id)
+            .values(retry_at_us=back + _int(rate.interval))
+            .returning(row.retry_at_us)
+        )
+        if retry_at is None:  # the row is locked since the upsert: cannot be gone
+            raise RuntimeError(f"the send rate row of {sender_id} vanished")
+        return Refused(retry_at=retry_at - rate.interval)
+
+    async def get(self, sender_id: str) -> Bucket | None:
+        found = (
+            await self._session.execute(
+                select(SendRateRow.next_at_us, SendRateRow.retry_at_us).where(
+                    SendRateRow.sender_id == sender_id
+                )
+            )
+        ).one_or_none()
+        if found is None:
+            return None
+        return Bucket(next_at=found.next_at_us, retry_at=found.retry_at_us)

@@ -1,0 +1,72 @@
+"""Send slots: each sender's messages-per-second limit, held across all workers.
+
+Every `/messages` POST to Meta takes a slot first (uploads are not messages). The
+bucket is a database row (`db/rate_limits.py`), so the limit holds for any number of
+workers on any number of machines. Call `reserve` in a transaction of its own that
+commits at once: the sender's row is locked until then.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wafile.core.rate_limit import MAX_WAIT, Granted, SendRate, from_micros, micros
+from wafile.core.senders import Sender
+from wafile.db.rate_limits import SendRateRepository
+
+__all__ = ["RateLimitService", "SendSlot", "rate_limits"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SendSlot:
+    """Granted: send at `at` (now, or up to the wait allowed later), at most `grace`
+    late: a send held up longer would go together with the next ones, so it gives the
+    slot up and takes another. Refused: nothing was taken; try again at `at`."""
+
+    granted: bool
+    at: datetime
+    grace: timedelta = timedelta(0)
+
+
+class RateLimitService:
+    async def reserve(
+        self,
+        session: AsyncSession,
+        sender: Sender,
+        *,
+        now: datetime,
+        max_wait: timedelta = MAX_WAIT,
+    ) -> SendSlot:
+        """A slot for one message from `sender`, at most `max_wait` after `now`.
+
+        `now` is the caller's clock, not the database's. Machines whose clocks differ
+        by d still take their slots from one schedule that keeps the limit; each sends
+        at its own reading of the slot, so in real time the limit can be exceeded by
+        at most d * mps in a window, and a clock running ahead only makes the others
+        wait. Keep the clocks synchronised (NTP: milliseconds).
+        """
+        rate = SendRate(mps=sender.whatsapp.mps)
+        decision = await SendRateRepository(session).take(
+            sender.id, now=micros(now), rate=rate, max_wait=micros(max_wait)
+        )
+        if isinstance(decision, Granted):
+            at = from_micros(decision.at)
+            log.debug("sender %s: send slot granted, %.3f s ahead", sender.name, _ahead(at, now))
+            grace = timedelta(microseconds=rate.late_limit)
+            return SendSlot(granted=True, at=at, grace=grace)
+        at = from_micros(decision.retry_at)
+        log.debug("sender %s: send slot refused, back in %.3f s", sender.name, _ahead(at, now))
+        return SendSlot(granted=False, at=at)
+
+
+def _ahead(at: datetime, now: datetime) -> float:
+    return (at - now).total_seconds()
+
+
+rate_limits = RateLimitService()
