@@ -18,6 +18,7 @@ from urllib.parse import unquote
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wafile.core.callbacks import RETRY_SCHEDULE
 from wafile.errors import ConfigError
 
 __all__ = ["LogFormat", "Settings", "load_settings"]
@@ -67,6 +68,13 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(default=60, ge=1)
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=3600)
     worker_grace_seconds: float = Field(default=20, ge=0)
+    # Customer callbacks (docs/api.md, "Callbacks"): seconds before each automatic
+    # attempt, and how long an endpoint may fail without a success before it is failing.
+    callback_retry_schedule: tuple[Annotated[float, Field(ge=0)], ...] = Field(
+        default=RETRY_SCHEDULE, min_length=1, max_length=50
+    )
+    callback_failing_after_seconds: float = Field(default=24 * 3600, gt=0)
+    callback_allow_loopback_http: bool = False  # always allowed in sandbox mode
     s3_endpoint_url: str = ""
     s3_region: str = ""
     s3_access_key_id: str = ""
@@ -119,6 +127,11 @@ class Settings(BaseSettings):
         return value.upper()
 
     # Derived values: one place decides what an empty option means.
+
+    @property
+    def callback_loopback_ok(self) -> bool:
+        """Whether callbacks may go to plain http on this machine (sandbox, local tests)."""
+        return self.sandbox or self.callback_allow_loopback_http
 
     @property
     def effective_database_url(self) -> str:

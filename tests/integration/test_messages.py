@@ -225,6 +225,10 @@ async def test_idempotency_and_bad_requests(live_server: LiveServer, engine: Asy
         assert "caption" in assert_problem(too_long, 422, "validation_error")["detail"]
         sms = await http.post("/v1/messages", json={**body, "channels": [{"channel": "sms"}]})
         assert_problem(sms, 422, "validation_error")
+        # A callback URL wafile would never call is refused now, not at the first event.
+        for url in ("http://example.com/hook", "ftp://example.com/", "https://u:p@example.com/"):
+            bad_url = await http.post("/v1/messages", json={**body, "callback_url": url})
+            assert "callback_url" in assert_problem(bad_url, 422, "validation_error")["detail"]
         assert_problem(await http.get("/v1/messages/msg_nope"), 404, "message_not_found")
 
 

@@ -17,6 +17,7 @@ from wafile.api.problems import install_problem_handlers
 from wafile.api.routers import (
     account,
     conversations,
+    endpoints,
     health,
     media,
     messages,
@@ -91,6 +92,7 @@ def create_app(
     app.include_router(conversations.router)
     app.include_router(messages.router)
     app.include_router(webhooks.router)
+    app.include_router(endpoints.router)
     if emulators is not None:
         mount_sandbox(app, emulators)
     return app

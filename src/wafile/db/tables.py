@@ -31,6 +31,9 @@ __all__ = [
     "AttemptRefRow",
     "Base",
     "BlobRow",
+    "CallbackAttemptRow",
+    "CallbackDeliveryRow",
+    "CallbackSecretRow",
     "ConversationWindowRow",
     "InboundMessageRow",
     "JobRow",
@@ -38,7 +41,9 @@ __all__ = [
     "MessageEventRow",
     "MessageRow",
     "ProviderStatusRow",
+    "SendRateRow",
     "SenderRow",
+    "WebhookEndpointRow",
     "WebhookReceiptRow",
     "WhatsAppMediaRow",
 ]
@@ -320,3 +325,116 @@ class WhatsAppMediaRow(Base):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     media_id: Mapped[str] = mapped_column(String(200))
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SendRateRow(Base):
+    """A sender's messages-per-second bucket (core/rate_limit.py), shared by all workers.
+
+    Integer microseconds since the epoch, not timestamps: the limiter does its
+    arithmetic in one statement, the same on SQLite and PostgreSQL."""
+
+    __tablename__ = "send_rate"
+
+    sender_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("senders.id", ondelete="CASCADE"), primary_key=True
+    )
+    next_at_us: Mapped[int] = mapped_column(BigInteger)
+    retry_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebhookEndpointRow(Base):
+    """An account's callback receiver: every matching event is POSTed there, signed
+    with its own secret (sealed: it is needed in clear to sign)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("accounts.id", ondelete="CASCADE")
+    )
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JSON)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Health: the first failed attempt since the last success, and since when the
+    # endpoint counts as failing (services/callbacks.py says when).
+    failures_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("ix_webhook_endpoints_account", "account_id", "created_at"),)
+
+
+class CallbackSecretRow(Base):
+    """The account's secret for per-message `callback_url` deliveries (sealed)."""
+
+    __tablename__ = "callback_secrets"
+
+    account_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CallbackDeliveryRow(Base):
+    """One event to one target (an endpoint, or the message's callback_url when
+    `endpoint_id` is null): the exact body, built when the event happened, and how
+    its delivery goes."""
+
+    __tablename__ = "callback_deliveries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("accounts.id", ondelete="CASCADE")
+    )
+    endpoint_id: Mapped[str | None] = mapped_column(
+        String(40), ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=True
+    )
+    message_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    url: Mapped[str] = mapped_column(Text)  # the target when the event happened
+    event_id: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[str] = mapped_column(String(64))
+    sequence: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (
+        # The delivery logs, newest first, paged by (created_at, id).
+        Index("ix_callback_deliveries_endpoint", "endpoint_id", "created_at", "id"),
+        Index("ix_callback_deliveries_account", "account_id", "created_at", "id"),
+        # Earlier events of the same message (delivery order).
+        Index("ix_callback_deliveries_message", "message_id", "sequence"),
+    )
+
+
+class CallbackAttemptRow(Base):
+    """One HTTP request of a delivery: what came back (never a secret)."""
+
+    __tablename__ = "callback_attempts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("callback_deliveries.id", ondelete="CASCADE")
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    manual: Mapped[bool] = mapped_column(Boolean)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    response: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("ix_callback_attempts_delivery", "delivery_id", "number"),)

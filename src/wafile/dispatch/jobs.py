@@ -24,6 +24,7 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from wafile.channels.callback_http import CallbackPoster
 from wafile.channels.whatsapp_cloud import WhatsAppCloud
 from wafile.clock import Clock
 from wafile.config import Settings
@@ -69,6 +70,8 @@ class WorkerDeps:
     # One pooled client to the Cloud API for all of the worker's handlers (run_worker
     # sets it): building one per send costs a TLS context each, on the event loop.
     whatsapp: WhatsAppCloud | None = None
+    # The same for customer callbacks (run_worker sets it).
+    callbacks: CallbackPoster | None = None
 
     @asynccontextmanager
     async def cloud(self) -> AsyncIterator[WhatsAppCloud]:
@@ -77,6 +80,15 @@ class WorkerDeps:
             yield self.whatsapp
             return
         async with WhatsAppCloud() as client:
+            yield client
+
+    @asynccontextmanager
+    async def callback_client(self) -> AsyncIterator[CallbackPoster]:
+        """The shared callback client, or a short-lived one when the worker has none."""
+        if self.callbacks is not None:
+            yield self.callbacks
+            return
+        async with CallbackPoster() as client:
             yield client
 
 

@@ -33,6 +33,7 @@ from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from wafile.channels.callback_http import CallbackPoster
 from wafile.channels.whatsapp_cloud import WhatsAppCloud
 from wafile.clock import Clock
 from wafile.config import Settings
@@ -40,6 +41,7 @@ from wafile.core.jobs import DEFAULT_BACKOFF, Backoff, Job, error_text, next_att
 from wafile.db.engine import transaction
 from wafile.db.jobs import JobRepository
 from wafile.db.notify import listen, supports_listen
+from wafile.dispatch.callbacks import deliver_callback
 from wafile.dispatch.inbound_media import fetch_inbound_media
 from wafile.dispatch.jobs import HandlerRegistry, JobContext, RetryLater, WorkerDeps
 from wafile.dispatch.send import deadline_job, send_job
@@ -48,6 +50,7 @@ from wafile.dispatch.webhooks import apply_webhook
 from wafile.errors import WafileError
 from wafile.logs import scrub
 from wafile.media.store import BlobStore
+from wafile.services.callbacks import CALLBACK_KIND
 from wafile.services.messages import DEADLINE_KIND, SEND_KIND
 from wafile.services.webhooks import INBOUND_MEDIA_KIND, WEBHOOK_KIND
 
@@ -418,6 +421,7 @@ def standard_handlers() -> HandlerRegistry:
     handlers.register(INBOUND_MEDIA_KIND, fetch_inbound_media)
     handlers.register(SEND_KIND, send_job)
     handlers.register(DEADLINE_KIND, deadline_job)
+    handlers.register(CALLBACK_KIND, deliver_callback)
     return handlers
 
 
@@ -455,9 +459,11 @@ async def run_worker(
     options = options or WorkerOptions.from_settings(deps.settings)
     if SWEEP_KIND in handlers:
         await _ensure_recurring(deps)
-    async with WhatsAppCloud() as cloud, _wakeups(engine) as wake:
+    async with WhatsAppCloud() as cloud, CallbackPoster() as poster, _wakeups(engine) as wake:
         if deps.whatsapp is None:
             deps = replace(deps, whatsapp=cloud)
+        if deps.callbacks is None:
+            deps = replace(deps, callbacks=poster)
         worker = Worker(deps, handlers, options, wake=wake)
         if on_start is not None:
             on_start(worker)

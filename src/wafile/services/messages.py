@@ -23,20 +23,24 @@ from wafile.core.message import Message
 from wafile.core.message_codec import event_from_json, event_to_json
 from wafile.core.message_state import (
     Accepted,
+    AttemptStatus,
     Effect,
     Event,
     LogEntry,
     MessageState,
     ScheduleDeadline,
     StartAttempt,
+    StatusReport,
     replay,
     should_send,
     transition,
 )
 from wafile.core.phones import InvalidNumber, to_e164, whatsapp_id
 from wafile.core.plan import Channel, PlanStep, make_plan
+from wafile.core.provider_errors import classify_whatsapp
 from wafile.core.senders import Sender, WhatsAppSecrets
 from wafile.core.whatsapp_messages import CAPTION_MAX, CAPTIONED, TEMPLATE_HEADERS
+from wafile.core.whatsapp_webhook import StatusUpdate
 from wafile.core.window import window_state
 from wafile.crypto import Sealer
 from wafile.db.jobs import JobRepository
@@ -51,6 +55,7 @@ from wafile.errors import (
     ValidationFailed,
 )
 from wafile.ids import new_id
+from wafile.services.callbacks import callbacks
 from wafile.services.senders import senders
 
 __all__ = [
@@ -62,6 +67,7 @@ __all__ = [
     "NewMessage",
     "SendPlan",
     "messages",
+    "status_report",
 ]
 
 SEND_KIND = "message.send"
@@ -165,7 +171,7 @@ class MessageService:
                 raise
             return await self._same_request(session, earlier, digest), False
         stored = await self._log(repo, message.id, accepted, entry, source="api", now=now, seq=1)
-        await _carry_out(JobRepository(session), message.id, effects, now)
+        await _carry_out(session, message, after, effects, now)
         return MessageView(message=message, state=after, events=[stored]), True
 
     async def _same_request(
@@ -199,7 +205,7 @@ class MessageService:
         # The row lock (PostgreSQL) or the write lock (SQLite) makes len + 1 the next seq.
         seq = len(log) + 1
         await self._log(repo, message_id, event, entry, source=source, now=now, seq=seq)
-        await _carry_out(JobRepository(session), message_id, effects, now)
+        await _carry_out(session, message, after, effects, now)
         if after.status != state.status or entry.applied:
             await repo.set_status(message_id, str(after.status), now)
         return after
@@ -306,9 +312,19 @@ class MessageService:
         event: Event,
         now: datetime,
     ) -> None:
-        """Record a send the provider accepted: its id (for statuses) and the event."""
+        """Record a send the provider accepted: its id (for statuses) and the event.
+
+        A status webhook can be processed before this commits (Meta reports `sent` at
+        once); it found no id to match and was only stored. Both sides hold the provider
+        id until they commit, so such early statuses are found and applied here.
+        """
+        webhook_repo = WebhookRepository(session)
+        await webhook_repo.hold_provider_id(sender_id, provider_id)
         await MessageRepository(session).add_ref(sender_id, provider_id, message_id, attempt)
         await self.apply(session, message_id, event, source="send", now=now)
+        for early in await webhook_repo.statuses_of(sender_id, provider_id):
+            report = status_report(early, attempt)
+            await self.apply(session, message_id, report, source="whatsapp", now=now)
 
     async def for_provider_id(
         self, session: AsyncSession, sender_id: str, provider_id: str
@@ -317,9 +333,14 @@ class MessageService:
 
 
 async def _carry_out(
-    jobs: JobRepository, message_id: str, effects: tuple[Effect, ...], now: datetime
+    session: AsyncSession,
+    message: Message,
+    state: MessageState,
+    effects: tuple[Effect, ...],
+    now: datetime,
 ) -> None:
     """Effects become jobs in the event's own transaction (the outbox)."""
+    jobs, message_id = JobRepository(session), message.id
     for effect in effects:
         if isinstance(effect, StartAttempt):
             await jobs.enqueue(
@@ -337,7 +358,26 @@ async def _carry_out(
                 now=now,
                 dedupe_key=f"deadline:{message_id}:{effect.attempt}",
             )
-        # Notify: signed callbacks to the business come with the next issue.
+    # Notify: one signed callback delivery per matching target, with the state after it.
+    await callbacks.notify(session, message, state, effects, now=now)
+
+
+def status_report(status: StatusUpdate, attempt: int) -> StatusReport:
+    """A provider's status of an attempt as the state machine's event."""
+    disposition = None
+    reason = status.error_details or status.error_title
+    if status.status == "failed":
+        verdict = classify_whatsapp(status.error_code, None)
+        disposition = verdict.disposition
+        reason = f"{verdict.reason}: {reason}" if reason else verdict.reason
+    return StatusReport(
+        at=status.at,
+        attempt=attempt,
+        status=AttemptStatus(status.status),
+        provider_code=status.error_code,
+        reason=reason,
+        disposition=disposition,
+    )
 
 
 def _replay(events: list[StoredEvent]) -> MessageState:

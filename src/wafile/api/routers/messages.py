@@ -12,6 +12,7 @@ from wafile.api.cursors import decode_cursor, encode_cursor
 from wafile.api.deps import ApiKeyAuth, ContextDep, SessionDep
 from wafile.api.problems import problem_responses
 from wafile.services.messages import MessageView, NewMessage, messages
+from wafile.services.outbound import check_callback_url
 
 router = APIRouter(prefix="/v1", tags=["messages"])
 
@@ -134,6 +135,12 @@ async def send_message(
     ] = None,
 ) -> MessageOut:
     """Send a file over WhatsApp. 202: accepted; follow it with `GET /v1/messages/{id}`."""
+    if body.callback_url is not None:  # refused now, not at the first delivery
+        check_callback_url(
+            body.callback_url,
+            allow_loopback_http=ctx.settings.callback_loopback_ok,
+            field="callback_url",
+        )
     view, created = await messages.accept(
         session,
         account=account,

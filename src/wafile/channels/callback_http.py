@@ -1,0 +1,136 @@
+"""POST one signed callback event to a customer's URL (Standard Webhooks).
+
+One pooled httpx client per worker process. Strict time limits (5 s to connect, 15 s
+for the whole exchange), redirects never followed (a 3xx is a failed attempt: the
+receiver must give its final URL), and only the start of the answer is read. The
+signature is the `standardwebhooks` package's: HMAC-SHA256 over
+`{webhook-id}.{webhook-timestamp}.{body}` with the base64-decoded secret.
+
+Nothing raises out of `post`: every outcome, a timeout included, is a `PostResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from math import floor
+from types import TracebackType
+from typing import Final, Self
+
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+from wafile import __version__
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "SNIPPET_CHARS",
+    "TOTAL_TIMEOUT",
+    "CallbackPoster",
+    "PostResult",
+    "signature_headers",
+]
+
+CONNECT_TIMEOUT: Final = 5.0
+TOTAL_TIMEOUT: Final = 15.0
+SNIPPET_CHARS: Final = 500
+_READ_LIMIT: Final = 4 * SNIPPET_CHARS  # bytes read of an answer, at most
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PostResult:
+    status_code: int | None  # None: no answer (timeout, refused, TLS...)
+    error: str | None  # None when delivered
+    latency_ms: int
+    response: str | None  # the first characters of the answer's body
+
+    @property
+    def delivered(self) -> bool:
+        return self.error is None
+
+
+def signature_headers(secret: str, event_id: str, at: datetime, body: str) -> dict[str, str]:
+    """The three Standard Webhooks headers for `body` sent at `at`."""
+    at = at.astimezone(UTC)  # the package reads the time as UTC
+    return {
+        "webhook-id": event_id,
+        "webhook-timestamp": str(floor(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(event_id, at, body),
+    }
+
+
+class CallbackPoster:
+    def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(TOTAL_TIMEOUT, connect=CONNECT_TIMEOUT),
+            follow_redirects=False,
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            headers={"User-Agent": f"wafile/{__version__} (callbacks)"},
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def post(
+        self, url: str, body: str, *, event_id: str, secret: str, at: datetime
+    ) -> PostResult:
+        """Send `body` (JSON) signed with `secret` (`whsec_...`) as of `at`."""
+        headers = {
+            "Content-Type": "application/json",
+            **signature_headers(secret, event_id, at, body),
+        }
+        started = time.monotonic()
+
+        def elapsed() -> int:
+            return round((time.monotonic() - started) * 1000)
+
+        try:
+            async with asyncio.timeout(TOTAL_TIMEOUT):
+                async with self._http.stream(
+                    "POST", url, content=body.encode(), headers=headers
+                ) as resp:
+                    raw = await _start_of(resp)
+                    status = resp.status_code
+                    location = resp.headers.get("location")
+        except (TimeoutError, httpx.TimeoutException):
+            return PostResult(
+                status_code=None,
+                error=f"no answer within {TOTAL_TIMEOUT:g} s",
+                latency_ms=elapsed(),
+                response=None,
+            )
+        except httpx.HTTPError as exc:
+            return PostResult(
+                status_code=None,
+                error=f"{type(exc).__name__}: {exc}"[:SNIPPET_CHARS],
+                latency_ms=elapsed(),
+                response=None,
+            )
+        snippet = raw.decode("utf-8", errors="replace")[:SNIPPET_CHARS] or None
+        error = None
+        if 300 <= status < 400:
+            error = f"HTTP {status}: redirect to {location or '?'} not followed"[:SNIPPET_CHARS]
+        elif not 200 <= status < 300:
+            error = f"HTTP {status}"
+        return PostResult(status_code=status, error=error, latency_ms=elapsed(), response=snippet)
+
+
+async def _start_of(resp: httpx.Response) -> bytes:
+    """The first bytes of the answer; the rest is not read (nor kept in memory)."""
+    got = bytearray()
+    async for chunk in resp.aiter_bytes():
+        got += chunk
+        if len(got) >= _READ_LIMIT:
+            break
+    return bytes(got[:_READ_LIMIT])

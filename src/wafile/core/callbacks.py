@@ -1,0 +1,201 @@
+"""Customer callbacks, the pure part: event types and filters, the event document,
+and when a failed delivery is tried again.
+
+One `Notify` effect of the message state machine is one event. Its document carries
+the whole message as `GET /v1/messages/{id}` shows it (without the event log) at the
+moment of the event, so a receiver never has to call back to learn what happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final
+
+from wafile.core.message import Message
+from wafile.core.message_state import AttemptStatus, MessageState, MessageStatus, Notify
+
+__all__ = [
+    "ALL_EVENTS",
+    "EVENT_TYPES",
+    "RETRY_JITTER",
+    "RETRY_SCHEDULE",
+    "Delivery",
+    "DeliveryAttempt",
+    "DeliveryStatus",
+    "Endpoint",
+    "event_document",
+    "filter_matches",
+    "invalid_filters",
+    "message_document",
+    "retry_delay",
+]
+
+ALL_EVENTS: Final = "*"
+# Every type an event can have: `message.<status>` and `attempt.<status>`.
+EVENT_TYPES: Final = frozenset(
+    {f"message.{s}" for s in MessageStatus} | {f"attempt.{s}" for s in AttemptStatus}
+)
+_WILDCARDS: Final = frozenset({ALL_EVENTS, "message.*", "attempt.*"})
+
+# Seconds before automatic attempt n+1 (index n): immediately, then backing off over
+# about three days (Standard Webhooks / Svix style). After the last one the delivery
+# is `failed` (still in the log; redeliver it by hand).
+RETRY_SCHEDULE: Final[tuple[float, ...]] = (
+    0,
+    5,
+    5 * 60,
+    30 * 60,
+    2 * 3600,
+    5 * 3600,
+    10 * 3600,
+    14 * 3600,
+    20 * 3600,
+    24 * 3600,
+)
+# Each delay is shortened by a random share of up to this much, so deliveries that
+# failed together (a receiver outage) spread out instead of returning in one burst.
+RETRY_JITTER: Final = 0.2
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # not delivered yet; automatic attempts remain
+    DELIVERED = "delivered"  # a 2xx came back
+    FAILED = "failed"  # automatic attempts used up (or the target refused); kept
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Endpoint:
+    """An account's webhook endpoint (its secret stays sealed in the database)."""
+
+    id: str
+    account_id: str
+    url: str
+    events: tuple[str, ...]
+    description: str | None
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    failures_since: datetime | None  # first failed attempt since the last success
+    failing_since: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+
+    @property
+    def failing(self) -> bool:
+        return self.failing_since is not None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeliveryAttempt:
+    number: int
+    manual: bool
+    requested_at: datetime
+    status_code: int | None
+    error: str | None
+    latency_ms: int
+    response: str | None  # the start of the response body
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Delivery:
+    """One event to one target: an endpoint, or the message's callback_url (None)."""
+
+    id: str
+    account_id: str
+    endpoint_id: str | None
+    message_id: str
+    url: str
+    event_id: str
+    event_type: str
+    sequence: int
+    body: str
+    status: DeliveryStatus
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    delivered_at: datetime | None
+
+
+def invalid_filters(filters: Iterable[str]) -> list[str]:
+    """The filters that name no event type: `*`, `message.*`, `attempt.*` or a type."""
+    return [f for f in filters if f not in _WILDCARDS and f not in EVENT_TYPES]
+
+
+def filter_matches(filters: Sequence[str], event_type: str) -> bool:
+    """Whether an endpoint with these filters receives `event_type` (none: all)."""
+    if not filters:
+        return True
+    subject = event_type.split(".", 1)[0]
+    return any(f in (ALL_EVENTS, event_type, f"{subject}.*") for f in filters)
+
+
+def retry_delay(attempts: int, schedule: Sequence[float], rand: float) -> timedelta | None:
+    """How long after automatic attempt number `attempts` (1-based) the next one runs;
+    None when the schedule is used up. `rand` in [0, 1) shortens it by the jitter."""
+    if attempts < 1 or attempts >= len(schedule):
+        return None
+    delay = schedule[attempts]
+    return timedelta(seconds=delay * (1 - RETRY_JITTER * rand))
+
+
+def _iso(at: datetime | None) -> str | None:
+    if at is None:
+        return None
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def message_document(
+    message: Message, state: MessageState, *, updated_at: datetime
+) -> dict[str, Any]:
+    """The message as the API shows it (same field names), without its event log."""
+    return {
+        "id": message.id,
+        "status": str(state.status),
+        "to": message.to,
+        "sender_id": message.sender_id,
+        "media_id": message.media_id,
+        "filename": message.filename,
+        "caption": message.caption,
+        "reference": message.reference,
+        "reason": state.reason,
+        "created_at": _iso(message.created_at),
+        "updated_at": _iso(updated_at),
+        "attempts": [
+            {
+                "number": a.number,
+                "channel": str(a.channel),
+                "status": str(a.status),
+                "late": a.late,
+                "provider_message_id": a.provider_id,
+                "error_code": a.error_code,
+                "error": a.error,
+                "queued_at": _iso(a.queued_at),
+                "sent_at": _iso(a.sent_at),
+                "delivered_at": _iso(a.delivered_at),
+                "read_at": _iso(a.read_at),
+                "ended_at": _iso(a.ended_at),
+            }
+            for a in state.attempts
+        ],
+    }
+
+
+def event_document(event_id: str, notice: Notify, message: dict[str, Any]) -> dict[str, Any]:
+    """One callback event: what changed, and the whole message after the change."""
+    return {
+        "id": event_id,
+        "type": notice.type,
+        "sequence": notice.sequence,
+        "subject": str(notice.subject),
+        "attempt": notice.attempt,
+        "previous": str(notice.previous) if notice.previous is not None else None,
+        "status": str(notice.status),
+        "late": notice.late,
+        "at": _iso(notice.at),
+        "message": message,
+    }

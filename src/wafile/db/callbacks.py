@@ -1,0 +1,302 @@
+"""Callback repository: all SQL about webhook endpoints, the account's callback
+secret, deliveries and their attempts. Secrets arrive and leave sealed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wafile.core.callbacks import Delivery, DeliveryAttempt, DeliveryStatus, Endpoint
+from wafile.db.tables import (
+    CallbackAttemptRow,
+    CallbackDeliveryRow,
+    CallbackSecretRow,
+    WebhookEndpointRow,
+)
+from wafile.ids import new_id
+
+__all__ = ["CallbackRepository"]
+
+
+def _endpoint(row: WebhookEndpointRow) -> Endpoint:
+    return Endpoint(
+        id=row.id,
+        account_id=row.account_id,
+        url=row.url,
+        events=tuple(row.events),
+        description=row.description,
+        enabled=row.enabled,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        failures_since=row.failures_since,
+        failing_since=row.failing_since,
+        last_attempt_at=row.last_attempt_at,
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
+    )
+
+
+def _delivery(row: CallbackDeliveryRow) -> Delivery:
+    return Delivery(
+        id=row.id,
+        account_id=row.account_id,
+        endpoint_id=row.endpoint_id,
+        message_id=row.message_id,
+        url=row.url,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        sequence=row.sequence,
+        body=row.body,
+        status=DeliveryStatus(row.status),
+        attempts=row.attempts,
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at,
+        last_attempt_at=row.last_attempt_at,
+        delivered_at=row.delivered_at,
+    )
+
+
+def _attempt(row: CallbackAttemptRow) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        number=row.number,
+        manual=row.manual,
+        requested_at=row.requested_at,
+        status_code=row.status_code,
+        error=row.error,
+        latency_ms=row.latency_ms,
+        response=row.response,
+    )
+
+
+class CallbackRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    # Endpoints ----------------------------------------------------------------
+
+    async def add_endpoint(self, endpoint: Endpoint, *, sealed_secret: str) -> None:
+        self._session.add(
+            WebhookEndpointRow(
+                id=endpoint.id,
+                account_id=endpoint.account_id,
+                url=endpoint.url,
+                events=list(endpoint.events),
+                description=endpoint.description,
+                enabled=endpoint.enabled,
+                sealed_secret=sealed_secret,
+                created_at=endpoint.created_at,
+                updated_at=endpoint.updated_at,
+            )
+        )
+        await self._session.flush()
+
+    async def endpoints_of(self, account_id: str, *, enabled_only: bool = False) -> list[Endpoint]:
+        stmt = select(WebhookEndpointRow).where(WebhookEndpointRow.account_id == account_id)
+        if enabled_only:
+            stmt = stmt.where(WebhookEndpointRow.enabled.is_(True))
+        stmt = stmt.order_by(WebhookEndpointRow.created_at, WebhookEndpointRow.id)
+        return [_endpoint(row) for row in await self._session.scalars(stmt)]
+
+    async def endpoint(self, endpoint_id: str, *, account_id: str | None) -> Endpoint | None:
+        """An endpoint by id; with `account_id`, only that account's."""
+        found = await self.endpoint_with_secret(endpoint_id, account_id=account_id)
+        return found[0] if found else None
+
+    async def endpoint_with_secret(
+        self, endpoint_id: str, *, account_id: str | None
+    ) -> tuple[Endpoint, str] | None:
+        stmt = select(WebhookEndpointRow).where(WebhookEndpointRow.id == endpoint_id)
+        if account_id is not None:
+            stmt = stmt.where(WebhookEndpointRow.account_id == account_id)
+        row = await self._session.scalar(stmt)
+        return (_endpoint(row), row.sealed_secret) if row else None
+
+    async def update_endpoint(self, endpoint_id: str, **values: Any) -> None:
+        """Set columns of an endpoint (url, events, description, enabled, health...)."""
+        if "events" in values:
+            values["events"] = list(values["events"])
+        await self._session.execute(
+            update(WebhookEndpointRow).where(WebhookEndpointRow.id == endpoint_id).values(**values)
+        )
+
+    async def delete_endpoint(self, endpoint_id: str, *, account_id: str) -> bool:
+        result = await self._session.execute(
+            delete(WebhookEndpointRow).where(
+                WebhookEndpointRow.id == endpoint_id, WebhookEndpointRow.account_id == account_id
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
+    # The account's callback_url secret -------------------------------------------
+
+    def _insert(self) -> Any:
+        postgres = self._session.get_bind().dialect.name == "postgresql"
+        return pg_insert if postgres else sqlite_insert
+
+    async def callback_secret(self, account_id: str) -> str | None:
+        """The account's sealed callback_url secret, if it has one."""
+        return await self._session.scalar(
+            select(CallbackSecretRow.sealed_secret).where(
+                CallbackSecretRow.account_id == account_id
+            )
+        )
+
+    async def create_callback_secret(self, account_id: str, sealed: str, now: datetime) -> str:
+        """Make `sealed` the account's secret unless it has one; the one it has then.
+
+        Insert-or-keep, then read: concurrent first uses agree on one secret.
+        """
+        stmt = (
+            self._insert()(CallbackSecretRow)
+            .values(account_id=account_id, sealed_secret=sealed, created_at=now)
+            .on_conflict_do_nothing(index_elements=[CallbackSecretRow.account_id])
+        )
+        await self._session.execute(stmt)
+        kept = await self.callback_secret(account_id)
+        assert kept is not None
+        return kept
+
+    async def replace_callback_secret(self, account_id: str, sealed: str, now: datetime) -> None:
+        stmt = self._insert()(CallbackSecretRow).values(
+            account_id=account_id, sealed_secret=sealed, created_at=now
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[CallbackSecretRow.account_id],
+            set_={"sealed_secret": sealed, "created_at": now},
+        )
+        await self._session.execute(stmt)
+
+    # Deliveries ---------------------------------------------------------------
+
+    async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        self._session.add_all(
+            CallbackDeliveryRow(
+                id=d.id,
+                account_id=d.account_id,
+                endpoint_id=d.endpoint_id,
+                message_id=d.message_id,
+                url=d.url,
+                event_id=d.event_id,
+                event_type=d.event_type,
+                sequence=d.sequence,
+                body=d.body,
+                status=str(d.status),
+                attempts=d.attempts,
+                created_at=d.created_at,
+                next_attempt_at=d.next_attempt_at,
+            )
+            for d in deliveries
+        )
+        await self._session.flush()
+
+    async def delivery(self, delivery_id: str, *, account_id: str | None) -> Delivery | None:
+        stmt = select(CallbackDeliveryRow).where(CallbackDeliveryRow.id == delivery_id)
+        if account_id is not None:
+            stmt = stmt.where(CallbackDeliveryRow.account_id == account_id)
+        row = await self._session.scalar(stmt)
+        return _delivery(row) if row else None
+
+    async def earlier_untried(self, delivery: Delivery) -> bool:
+        """Whether an earlier event of the same message to the same target is pending
+        and has not been tried yet (delivery order, see services/callbacks.py)."""
+        same_target = (
+            CallbackDeliveryRow.endpoint_id == delivery.endpoint_id
+            if delivery.endpoint_id is not None
+            else and_(
+                CallbackDeliveryRow.endpoint_id.is_(None),
+                CallbackDeliveryRow.url == delivery.url,
+            )
+        )
+        stmt = (
+            select(CallbackDeliveryRow.id)
+            .where(
+                CallbackDeliveryRow.message_id == delivery.message_id,
+                CallbackDeliveryRow.sequence < delivery.sequence,
+                CallbackDeliveryRow.status == str(DeliveryStatus.PENDING),
+                CallbackDeliveryRow.attempts == 0,
+                same_target,
+            )
+            .limit(1)
+        )
+        return await self._session.scalar(stmt) is not None
+
+    async def record_attempt(
+        self, delivery_id: str, attempt: DeliveryAttempt, **delivery_values: Any
+    ) -> None:
+        """Log one request and set the delivery's columns (status, next_attempt_at...)."""
+        self._session.add(
+            CallbackAttemptRow(
+                id=new_id("dla"),
+                delivery_id=delivery_id,
+                number=attempt.number,
+                manual=attempt.manual,
+                requested_at=attempt.requested_at,
+                status_code=attempt.status_code,
+                error=attempt.error,
+                latency_ms=attempt.latency_ms,
+                response=attempt.response,
+            )
+        )
+        await self._session.flush()
+        await self._session.execute(
+            update(CallbackDeliveryRow)
+            .where(CallbackDeliveryRow.id == delivery_id)
+            .values(
+                attempts=attempt.number,
+                last_attempt_at=attempt.requested_at,
+                **delivery_values,
+            )
+        )
+
+    async def page(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        before: tuple[datetime, str] | None,
+        endpoint_id: str | None = None,
+        message_id: str | None = None,
+        status: str | None = None,
+    ) -> list[Delivery]:
+        """An account's deliveries, newest first; `before` is the last (created_at, id) seen."""
+        stmt = select(CallbackDeliveryRow).where(CallbackDeliveryRow.account_id == account_id)
+        if endpoint_id is not None:
+            stmt = stmt.where(CallbackDeliveryRow.endpoint_id == endpoint_id)
+        if message_id is not None:
+            stmt = stmt.where(CallbackDeliveryRow.message_id == message_id)
+        if status is not None:
+            stmt = stmt.where(CallbackDeliveryRow.status == status)
+        if before is not None:
+            at, last_id = before
+            stmt = stmt.where(
+                or_(
+                    CallbackDeliveryRow.created_at < at,
+                    and_(CallbackDeliveryRow.created_at == at, CallbackDeliveryRow.id < last_id),
+                )
+            )
+        stmt = stmt.order_by(
+            CallbackDeliveryRow.created_at.desc(), CallbackDeliveryRow.id.desc()
+        ).limit(limit)
+        return [_delivery(row) for row in await self._session.scalars(stmt)]
+
+    async def attempts_of(self, delivery_ids: Iterable[str]) -> dict[str, list[DeliveryAttempt]]:
+        ids = list(delivery_ids)
+        found: dict[str, list[DeliveryAttempt]] = {i: [] for i in ids}
+        if not ids:
+            return found
+        stmt = (
+            select(CallbackAttemptRow)
+            .where(CallbackAttemptRow.delivery_id.in_(ids))
+            .order_by(CallbackAttemptRow.delivery_id, CallbackAttemptRow.number)
+        )
+        for row in await self._session.scalars(stmt):
+            found[row.delivery_id].append(_attempt(row))
+        return found

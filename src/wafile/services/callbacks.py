@@ -1,0 +1,459 @@
+"""Customer callbacks: webhook endpoints, events out of the state machine, deliveries.
+
+Every `Notify` effect of a message becomes, in the transaction of the event that
+caused it (the outbox), one delivery per target: the message's `callback_url` and
+each enabled endpoint of the account whose filter matches. The body is built right
+then and stored with the delivery, so the receiver gets the message as it was at
+the event, whenever the delivery finally succeeds, and every retry sends the same
+bytes. Each delivery is a `callback.deliver` job.
+
+Retries follow `Settings.callback_retry_schedule` (core.callbacks.RETRY_SCHEDULE:
+about three days); then the delivery is `failed`, kept in the log, and can be sent
+again by hand. An endpoint is *failing* from the moment its attempts have failed
+without a success for `callback_failing_after_seconds` (default 24 h), or one of its
+deliveries used up its retries; its next success clears that.
+
+Order: a delivery waits (briefly, see `ORDER_WAIT`) while an earlier event of the
+same message to the same target has not been tried yet, so events that happen
+together arrive in sequence order. Once an earlier event has failed an attempt,
+later ones no longer wait for it (one bad answer must not hold up the rest for
+days): receivers order by `sequence`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wafile.core.accounts import Account
+from wafile.core.callbacks import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Endpoint,
+    event_document,
+    filter_matches,
+    invalid_filters,
+    message_document,
+    retry_delay,
+)
+from wafile.core.jobs import DEFAULT_MAX_ATTEMPTS
+from wafile.core.message import Message
+from wafile.core.message_state import Effect, MessageState, Notify
+from wafile.crypto import Sealer
+from wafile.db.callbacks import CallbackRepository
+from wafile.db.jobs import JobRepository
+from wafile.errors import NotFound, ValidationFailed
+from wafile.ids import new_id
+from wafile.services.outbound import check_callback_url
+
+__all__ = [
+    "CALLBACK_KIND",
+    "MAX_ORDER_WAITS",
+    "ORDER_WAIT",
+    "CallbackService",
+    "Prepared",
+    "callbacks",
+    "new_secret",
+]
+
+log = logging.getLogger(__name__)
+
+CALLBACK_KIND: Final = "callback.deliver"
+ORDER_WAIT: Final = timedelta(seconds=0.1)  # look again this soon for the earlier event
+MAX_ORDER_WAITS: Final = 50  # then send anyway (the earlier one's job may be stuck)
+MAX_FILTERS: Final = 50
+SECRET_BYTES: Final = 32  # Standard Webhooks: 24 to 64 random bytes
+
+
+def new_secret() -> str:
+    """A Standard Webhooks signing secret, `whsec_<base64>`."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Prepared:
+    """What a delivery job needs, read before the request."""
+
+    delivery: Delivery
+    url: str
+    secret: str = field(default="", repr=False)  # in clear, for the signature only
+    refused: str | None = None  # why no request is made (the attempt fails as that)
+    wait: bool = False  # an earlier event to this target is still untried
+    health: bool = True  # the outcome tells about the endpoint (not when it is disabled)
+
+
+def _filters(events: Sequence[str] | None) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(events)) if events is not None else ("*",)
+    if not chosen:
+        raise ValidationFailed("events: name at least one event type, or `*` for all")
+    if len(chosen) > MAX_FILTERS:
+        raise ValidationFailed(f"events: at most {MAX_FILTERS} filters")
+    bad = invalid_filters(chosen)
+    if bad:
+        raise ValidationFailed(
+            f"events: unknown event type {bad[0]!r} (use `*`, `message.*`, `attempt.*` "
+            "or a type such as `message.delivered`)"
+        )
+    return chosen
+
+
+async def _enqueue(
+    jobs: JobRepository, payload: dict[str, object], run_at: datetime, now: datetime
+) -> None:
+    # Room for the order waits (RetryLater counts as an attempt) before the queue's
+    # own retries of an unexpected error.
+    attempts = MAX_ORDER_WAITS + DEFAULT_MAX_ATTEMPTS
+    await jobs.enqueue(CALLBACK_KIND, payload, run_at, now=now, max_attempts=attempts)
+
+
+class CallbackService:
+    # Endpoints ------------------------------------------------------------------
+
+    async def create_endpoint(
+        self,
+        session: AsyncSession,
+        sealer: Sealer,
+        *,
+        account: Account,
+        url: str,
+        events: Sequence[str] | None,
+        description: str | None,
+        enabled: bool,
+        allow_loopback_http: bool,
+        now: datetime,
+    ) -> tuple[Endpoint, str]:
+        """Add an endpoint; (endpoint, its signing secret: shown this once)."""
+        endpoint = Endpoint(
+            id=new_id("whe"),
+            account_id=account.id,
+            url=check_callback_url(url, allow_loopback_http=allow_loopback_http),
+            events=_filters(events),
+            description=description,
+            enabled=enabled,
+            created_at=now,
+            updated_at=now,
+            failures_since=None,
+            failing_since=None,
+            last_attempt_at=None,
+            last_status_code=None,
+            last_error=None,
+        )
+        secret = new_secret()
+        await CallbackRepository(session).add_endpoint(endpoint, sealed_secret=sealer.seal(secret))
+        return endpoint, secret
+
+    async def list_endpoints(self, session: AsyncSession, *, account: Account) -> list[Endpoint]:
+        return await CallbackRepository(session).endpoints_of(account.id)
+
+    async def get_endpoint(
+        self, session: AsyncSession, *, account: Account, endpoint_id: str
+    ) -> Endpoint:
+        found = await CallbackRepository(session).endpoint(endpoint_id, account_id=account.id)
+        if found is None:
+            raise NotFound(f"no webhook endpoint {endpoint_id!r} in this account")
+        return found
+
+    async def update_endpoint(
+        self,
+        session: AsyncSession,
+        *,
+        account: Account,
+        endpoint_id: str,
+        url: str | None = None,
+        events: Sequence[str] | None = None,
+        description: str | None = None,
+        enabled: bool | None = None,
+        allow_loopback_http: bool,
+        now: datetime,
+    ) -> Endpoint:
+        """Change what is given (None: unchanged; an empty description clears it)."""
+        await self.get_endpoint(session, account=account, endpoint_id=endpoint_id)
+        values: dict[str, object] = {"updated_at": now}
+        if url is not None:
+            values["url"] = check_callback_url(url, allow_loopback_http=allow_loopback_http)
+        if events is not None:
+            values["events"] = _filters(events)
+        if description is not None:
+            values["description"] = description or None
+        if enabled is not None:
+            values["enabled"] = enabled
+        repo = CallbackRepository(session)
+        await repo.update_endpoint(endpoint_id, **values)
+        return await self.get_endpoint(session, account=account, endpoint_id=endpoint_id)
+
+    async def delete_endpoint(
+        self, session: AsyncSession, *, account: Account, endpoint_id: str
+    ) -> None:
+        """Remove the endpoint with its delivery log; its pending deliveries stop."""
+        if not await CallbackRepository(session).delete_endpoint(
+            endpoint_id, account_id=account.id
+        ):
+            raise NotFound(f"no webhook endpoint {endpoint_id!r} in this account")
+
+    async def rotate_endpoint_secret(
+        self,
+        session: AsyncSession,
+        sealer: Sealer,
+        *,
+        account: Account,
+        endpoint_id: str,
+        now: datetime,
+    ) -> str:
+        """A new signing secret (shown this once); deliveries from now on use it."""
+        await self.get_endpoint(session, account=account, endpoint_id=endpoint_id)
+        secret = new_secret()
+        await CallbackRepository(session).update_endpoint(
+            endpoint_id, sealed_secret=sealer.seal(secret), updated_at=now
+        )
+        return secret
+
+    async def rotate_callback_secret(
+        self, session: AsyncSession, sealer: Sealer, *, account: Account, now: datetime
+    ) -> str:
+        """A new secret for the account's `callback_url` deliveries (shown this once)."""
+        secret = new_secret()
+        await CallbackRepository(session).replace_callback_secret(
+            account.id, sealer.seal(secret), now
+        )
+        return secret
+
+    # Events -------------------------------------------------------------------
+
+    async def notify(
+        self,
+        session: AsyncSession,
+        message: Message,
+        state: MessageState,
+        effects: Sequence[Effect],
+        *,
+        now: datetime,
+    ) -> None:
+        """One delivery (and job) per Notify effect and matching target, in this transaction.
+
+        `state` is the message after the event: every event of one transition carries it.
+        """
+        notices = [e for e in effects if isinstance(e, Notify)]
+        if not notices:
+            return
+        repo = CallbackRepository(session)
+        endpoints = await repo.endpoints_of(message.account_id, enabled_only=True)
+        if not endpoints and not message.callback_url:
+            return
+        document = message_document(message, state, updated_at=now)
+        deliveries: list[Delivery] = []
+        for notice in notices:
+            event_id = new_id("evt")
+            body = json.dumps(
+                event_document(event_id, notice, document),
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
+            targets: list[tuple[str | None, str]] = []
+            if message.callback_url:
+                targets.append((None, message.callback_url))
+            targets += [(e.id, e.url) for e in endpoints if filter_matches(e.events, notice.type)]
+            deliveries += [
+                Delivery(
+                    id=new_id("dlv"),
+                    account_id=message.account_id,
+                    endpoint_id=endpoint_id,
+                    message_id=message.id,
+                    url=url,
+                    event_id=event_id,
+                    event_type=notice.type,
+                    sequence=notice.sequence,
+                    body=body,
+                    status=DeliveryStatus.PENDING,
+                    attempts=0,
+                    created_at=now,
+                    next_attempt_at=now,
+                    last_attempt_at=None,
+                    delivered_at=None,
+                )
+                for endpoint_id, url in targets
+            ]
+        await repo.add_deliveries(deliveries)
+        jobs = JobRepository(session)
+        for delivery in deliveries:
+            await _enqueue(jobs, {"delivery_id": delivery.id, "step": 1}, now, now)
+
+    # Deliveries -----------------------------------------------------------------
+
+    async def deliveries(
+        self,
+        session: AsyncSession,
+        *,
+        account: Account,
+        limit: int,
+        before: tuple[datetime, str] | None,
+        endpoint_id: str | None = None,
+        message_id: str | None = None,
+        status: str | None = None,
+    ) -> list[tuple[Delivery, list[DeliveryAttempt]]]:
+        """The account's deliveries (of one endpoint, or one message), newest first."""
+        if endpoint_id is not None:
+            await self.get_endpoint(session, account=account, endpoint_id=endpoint_id)
+        repo = CallbackRepository(session)
+        found = await repo.page(
+            account.id,
+            limit=limit,
+            before=before,
+            endpoint_id=endpoint_id,
+            message_id=message_id,
+            status=status,
+        )
+        attempts = await repo.attempts_of(d.id for d in found)
+        return [(d, attempts[d.id]) for d in found]
+
+    async def redeliver(
+        self, session: AsyncSession, *, account: Account, delivery_id: str, now: datetime
+    ) -> Delivery:
+        """One more attempt of this delivery, now (whatever its status)."""
+        found = await CallbackRepository(session).delivery(delivery_id, account_id=account.id)
+        if found is None:
+            raise NotFound(f"no callback delivery {delivery_id!r} in this account")
+        await _enqueue(JobRepository(session), {"delivery_id": found.id, "manual": True}, now, now)
+        return found
+
+    async def prepare(
+        self,
+        session: AsyncSession,
+        sealer: Sealer,
+        *,
+        delivery_id: str,
+        manual: bool,
+        allow_loopback_http: bool,
+        now: datetime,
+    ) -> Prepared | None:
+        """What the job sends, and where; None when there is nothing to do any more."""
+        repo = CallbackRepository(session)
+        delivery = await repo.delivery(delivery_id, account_id=None)
+        if delivery is None:
+            return None  # its endpoint (or message, or account) was deleted
+        if not manual and delivery.status is not DeliveryStatus.PENDING:
+            return None  # a manual redelivery got it through meanwhile
+        refused: str | None = None
+        health = True
+        if delivery.endpoint_id is not None:
+            found = await repo.endpoint_with_secret(delivery.endpoint_id, account_id=None)
+            if found is None:
+                return None
+            endpoint, sealed = found
+            url = endpoint.url
+            if not endpoint.enabled:
+                refused, health = "the endpoint is disabled", False
+        else:
+            url = delivery.url
+            sealed = await repo.callback_secret(delivery.account_id) or (
+                await repo.create_callback_secret(
+                    delivery.account_id, sealer.seal(new_secret()), now
+                )
+            )
+        try:
+            check_callback_url(url, allow_loopback_http=allow_loopback_http)
+        except ValidationFailed as exc:
+            refused = refused or f"refused target: {exc.detail}"
+        if refused is not None:
+            return Prepared(delivery=delivery, url=url, refused=refused, health=health)
+        wait = not manual and await repo.earlier_untried(delivery)
+        return Prepared(delivery=delivery, url=url, secret=sealer.open(sealed), wait=wait)
+
+    async def record(
+        self,
+        session: AsyncSession,
+        *,
+        prepared: Prepared,
+        attempt: DeliveryAttempt,
+        step: int,
+        schedule: Sequence[float],
+        failing_after: timedelta,
+        rand: float,
+        now: datetime,
+    ) -> DeliveryStatus:
+        """Log one attempt; schedule the next one, or settle the delivery. Its status."""
+        repo = CallbackRepository(session)
+        delivery = await repo.delivery(prepared.delivery.id, account_id=None)
+        if delivery is None:
+            return prepared.delivery.status  # deleted while the request ran
+        delivered = attempt.error is None
+        final_failure = False
+        values: dict[str, object] = {}
+        if delivered:
+            values = {
+                "status": str(DeliveryStatus.DELIVERED),
+                "delivered_at": attempt.requested_at,
+                "next_attempt_at": None,
+            }
+        elif not attempt.manual and delivery.status is DeliveryStatus.PENDING:
+            delay = None if prepared.refused else retry_delay(step, schedule, rand)
+            if delay is None:
+                final_failure = True
+                values = {"status": str(DeliveryStatus.FAILED), "next_attempt_at": None}
+            else:
+                values = {"next_attempt_at": now + delay}
+                payload = {"delivery_id": delivery.id, "step": step + 1}
+                await _enqueue(JobRepository(session), payload, now + delay, now)
+        numbered = DeliveryAttempt(
+            number=delivery.attempts + 1,
+            manual=attempt.manual,
+            requested_at=attempt.requested_at,
+            status_code=attempt.status_code,
+            error=attempt.error,
+            latency_ms=attempt.latency_ms,
+            response=attempt.response,
+        )
+        await repo.record_attempt(delivery.id, numbered, **values)
+        if delivery.endpoint_id is not None and prepared.health:
+            await self._health(
+                repo, delivery.endpoint_id, numbered, final_failure, failing_after, now
+            )
+        status = DeliveryStatus(str(values.get("status", delivery.status)))
+        log.info(
+            "callback %s (%s, event %s) attempt %d%s: %s",
+            delivery.id,
+            delivery.event_type,
+            delivery.event_id,
+            numbered.number,
+            " (manual)" if attempt.manual else "",
+            "delivered" if delivered else f"{attempt.error}; now {status}",
+        )
+        return status
+
+    @staticmethod
+    async def _health(
+        repo: CallbackRepository,
+        endpoint_id: str,
+        attempt: DeliveryAttempt,
+        final_failure: bool,
+        failing_after: timedelta,
+        now: datetime,
+    ) -> None:
+        endpoint = await repo.endpoint(endpoint_id, account_id=None)
+        if endpoint is None:
+            return
+        last = {
+            "last_attempt_at": attempt.requested_at,
+            "last_status_code": attempt.status_code,
+            "last_error": attempt.error,
+        }
+        if attempt.error is None:
+            await repo.update_endpoint(endpoint_id, failures_since=None, failing_since=None, **last)
+            return
+        since = endpoint.failures_since or attempt.requested_at
+        failing = endpoint.failing_since
+        if failing is None and (final_failure or now - since >= failing_after):
+            failing = now
+            log.warning("webhook endpoint %s is failing since %s", endpoint_id, since.isoformat())
+        await repo.update_endpoint(endpoint_id, failures_since=since, failing_since=failing, **last)
+
+
+callbacks = CallbackService()

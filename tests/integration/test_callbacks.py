@@ -1,0 +1,362 @@
+"""Customer callbacks over real HTTP on SQLite and PostgreSQL: webhook endpoints (CRUD,
+secrets shown once, tenant isolation), a message sent through the sandbox emulator
+producing signed events in sequence order at an endpoint and at its callback_url, a
+receiver that is down and then up, a redirect that is not followed, the delivery log,
+failing endpoints and manual redelivery."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from standardwebhooks.webhooks import Webhook
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tests.integration.test_messages import PHONE, open_window, setup, until_status
+from tests.integration.test_whatsapp_webhooks import sandbox_sender
+from tests.support import (
+    AppServer,
+    LiveServer,
+    assert_problem,
+    eventually,
+    free_port,
+    make_key,
+    make_settings,
+)
+from wafile.config import Settings
+
+# Fast retries, so a receiver outage and a used-up schedule fit in a test.
+SCHEDULE = (0.0, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3)
+WAIT = 20.0
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return make_settings(tmp_path, database_url, callback_retry_schedule=SCHEDULE)
+
+
+class Receiver:
+    """A customer's callback receiver: records every request; answers as told per path."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.got: list[tuple[str, dict[str, str], bytes]] = []
+        self.answers: dict[str, Response] = {}
+
+        async def receive(request: Request) -> Response:
+            path = request.url.path
+            body = await request.body()
+            with self.lock:
+                self.got.append((path, dict(request.headers), body))
+                answer = self.answers.get(path)
+            return answer or Response("ok", status_code=200)
+
+        self.app = Starlette(routes=[Route("/{path:path}", receive, methods=["POST"])])
+
+    def at(self, path: str) -> list[tuple[dict[str, str], bytes]]:
+        with self.lock:
+            return [(h, b) for p, h, b in self.got if p == path]
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, AppServer]]:
+    rec = Receiver()
+    with AppServer(rec.app) as server:
+        yield rec, server
+
+
+def verified(secret: str, got: list[tuple[dict[str, str], bytes]]) -> list[dict[str, Any]]:
+    """Every request's event, each signature checked by the reference library."""
+    return [Webhook(secret).verify(body, headers) for headers, body in got]
+
+
+async def send(http: httpx.AsyncClient, media_id: str, **extra: Any) -> str:
+    resp = await http.post("/v1/messages", json={"to": PHONE, "media_id": media_id, **extra})
+    assert resp.status_code == 202, resp.text
+    return str(resp.json()["id"])
+
+
+async def test_endpoints_crud_secrets_once_and_other_accounts_see_404(
+    live_server: LiveServer, engine: AsyncEngine
+) -> None:
+    key, other = await make_key(engine, "acme"), await make_key(engine, "other")
+    async with (
+        live_server.client(headers={"Authorization": f"Bearer {key}"}) as http,
+        live_server.client(headers={"Authorization": f"Bearer {other}"}) as stranger,
+    ):
+        made = await http.post(
+            "/v1/webhooks",
+            json={"url": "https://example.com/hooks", "events": ["message.*"], "description": "a"},
+        )
+        assert made.status_code == 201, made.text
+        endpoint = made.json()
+        secret = endpoint["secret"]
+        assert secret.startswith("whsec_") and len(secret) > 40
+        assert (endpoint["events"], endpoint["enabled"], endpoint["failing"]) == (
+            ["message.*"],
+            True,
+            False,
+        )
+        eid = endpoint["id"]
+
+        listed = await http.get("/v1/webhooks")
+        assert [e["id"] for e in listed.json()["data"]] == [eid]
+        one = await http.get(f"/v1/webhooks/{eid}")
+        assert one.status_code == 200 and "secret" not in one.json()
+        assert secret not in listed.text + one.text
+
+        patched = await http.patch(
+            f"/v1/webhooks/{eid}", json={"enabled": False, "events": ["*"], "description": ""}
+        )
+        assert patched.status_code == 200, patched.text
+        assert (patched.json()["enabled"], patched.json()["events"]) == (False, ["*"])
+        assert patched.json()["description"] is None
+
+        rotated = await http.post(f"/v1/webhooks/{eid}/rotate-secret")
+        assert rotated.status_code == 200
+        assert rotated.json()["secret"].startswith("whsec_") and rotated.json()["secret"] != secret
+
+        # Refused: plain http to another host, unknown filters, credentials in the URL.
+        for body in (
+            {"url": "http://example.com/hooks"},
+            {"url": "https://example.com/x", "events": ["message.status"]},
+            {"url": "https://u:p@example.com/x"},
+            {"url": "https://example.com/x", "events": []},
+        ):
+            assert_problem(await http.post("/v1/webhooks", json=body), 422, "validation_error")
+
+        # Another account sees nothing of it.
+        assert (await stranger.get("/v1/webhooks")).json()["data"] == []
+        for method, path in (
+            ("GET", f"/v1/webhooks/{eid}"),
+            ("PATCH", f"/v1/webhooks/{eid}"),
+            ("DELETE", f"/v1/webhooks/{eid}"),
+            ("POST", f"/v1/webhooks/{eid}/rotate-secret"),
+            ("GET", f"/v1/webhooks/{eid}/deliveries"),
+        ):
+            resp = await stranger.request(method, path, json={} if method == "PATCH" else None)
+            assert_problem(resp, 404, "not_found")
+
+        assert (await http.delete(f"/v1/webhooks/{eid}")).status_code == 204
+        assert_problem(await http.get(f"/v1/webhooks/{eid}"), 404, "not_found")
+
+
+async def test_a_sent_message_calls_back_signed_and_in_sequence_order(
+    live_server: LiveServer,
+    engine: AsyncEngine,
+    receiver: tuple[Receiver, AppServer],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    rec, server = receiver
+    key = await sandbox_sender(engine, live_server)
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        media_id = await setup(http)
+        await open_window(http, PHONE)
+        every = (await http.post("/v1/webhooks", json={"url": f"{server.url}/all"})).json()
+        only = await http.post(
+            "/v1/webhooks", json={"url": f"{server.url}/final", "events": ["message.*"]}
+        )
+        only_message = only.json()
+        made = await http.post("/v1/account/callback-secret")
+        assert made.status_code == 201
+        account_secret = made.json()["secret"]
+
+        message_id = await send(http, media_id, callback_url=f"{server.url}/cb?ref=42")
+        await until_status(http, message_id, {"read"}, "the message read")
+
+        async def all_read() -> bool:
+            paths = ("/all", "/final", "/cb")
+            return all(
+                any(b'"type":"message.read"' in body for _, body in rec.at(p)) for p in paths
+            )
+
+        await eventually(all_read, "message.read at every target", seconds=WAIT)
+
+        events = verified(every["secret"], rec.at("/all"))
+        assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
+        assert [e["type"] for e in events] == [
+            "attempt.queued",
+            "attempt.sent",
+            "message.in_progress",
+            "attempt.delivered",
+            "message.delivered",
+            "attempt.read",
+            "message.read",
+        ]
+        assert len({e["id"] for e in events}) == len(events)
+        assert all(e["id"].startswith("evt_") for e in events)
+        # Each carries the message as it was then; the last one the final message.
+        delivered = events[4]
+        assert (delivered["previous"], delivered["status"], delivered["late"]) == (
+            "in_progress",
+            "delivered",
+            False,
+        )
+        assert delivered["message"]["status"] == "delivered"
+        assert delivered["message"]["attempts"][0]["delivered_at"] is not None
+        assert delivered["message"]["attempts"][0]["read_at"] is None
+        final = events[-1]["message"]
+        [attempt] = final["attempts"]
+        assert final["id"] == message_id and final["status"] == "read"
+        assert attempt["channel"] == "whatsapp" and attempt["status"] == "read"
+        assert attempt["provider_message_id"].startswith("wamid.")
+        assert events[1]["subject"] == "attempt" and events[1]["attempt"] == 0
+
+        # The filter: message events only, still signed with that endpoint's secret.
+        filtered = verified(only_message["secret"], rec.at("/final"))
+        assert [e["type"] for e in filtered] == [
+            "message.in_progress",
+            "message.delivered",
+            "message.read",
+        ]
+        assert [e["id"] for e in filtered] == [events[i]["id"] for i in (2, 4, 6)]
+
+        # callback_url: the same events, signed with the account's callback secret.
+        per_message = verified(account_secret, rec.at("/cb"))
+        assert [e["id"] for e in per_message] == [e["id"] for e in events]
+        headers, _ = rec.at("/cb")[0]
+        assert headers["user-agent"].startswith("wafile/")
+        assert headers["webhook-id"] == per_message[0]["id"]
+
+        # The delivery log of an endpoint.
+        log = await http.get(f"/v1/webhooks/{every['id']}/deliveries", params={"limit": 5})
+        assert log.status_code == 200, log.text
+        page = log.json()
+        assert len(page["data"]) == 5 and page["next_cursor"]
+        rest = await http.get(
+            f"/v1/webhooks/{every['id']}/deliveries", params={"cursor": page["next_cursor"]}
+        )
+        logged = page["data"] + rest.json()["data"]
+        assert sorted(d["sequence"] for d in logged) == list(range(1, 8))
+        for d in logged:
+            assert d["status"] == "delivered" and d["endpoint_id"] == every["id"]
+            [try_] = d["attempts"]
+            assert try_["status_code"] == 200 and try_["error"] is None
+            assert try_["latency_ms"] >= 0 and try_["response"] == "ok"
+        mine = await http.get("/v1/webhooks/deliveries", params={"message_id": message_id})
+        assert len(mine.json()["data"]) == 7 + 3 + 7
+        assert any(d["endpoint_id"] is None for d in mine.json()["data"])
+
+        # No secret in any GET, nor in the logs.
+        shown = [
+            (await http.get(p)).text
+            for p in (
+                "/v1/webhooks",
+                f"/v1/webhooks/{every['id']}",
+                "/v1/webhooks/deliveries",
+                f"/v1/messages/{message_id}",
+            )
+        ]
+        for secret in (every["secret"], only_message["secret"], account_secret):
+            assert all(secret not in text for text in shown)
+            assert secret not in caplog.text
+            assert secret.removeprefix("whsec_") not in caplog.text
+
+
+async def test_down_receiver_is_retried_a_redirect_is_not_followed_failing_and_retry(
+    live_server: LiveServer, engine: AsyncEngine, receiver: tuple[Receiver, AppServer]
+) -> None:
+    rec, server = receiver
+    down_port = free_port()  # nothing listens here yet
+    key = await sandbox_sender(engine, live_server)
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        media_id = await setup(http)
+        await open_window(http, PHONE)
+        late = await http.post(
+            "/v1/webhooks",
+            json={"url": f"http://127.0.0.1:{down_port}/hook", "events": ["message.delivered"]},
+        )
+        late_endpoint = late.json()
+        rec.answers["/moved"] = Response(status_code=307, headers={"location": f"{server.url}/x"})
+        moved = await http.post(
+            "/v1/webhooks", json={"url": f"{server.url}/moved", "events": ["message.delivered"]}
+        )
+        moved_endpoint = moved.json()
+
+        message_id = await send(http, media_id)
+        await until_status(http, message_id, {"delivered", "read"}, "the message delivered")
+
+        async def deliveries(endpoint_id: str) -> list[dict[str, Any]]:
+            resp = await http.get(f"/v1/webhooks/{endpoint_id}/deliveries")
+            return list(resp.json()["data"])
+
+        async def tried_twice() -> bool:
+            found = await deliveries(late_endpoint["id"])
+            return bool(found) and len(found[0]["attempts"]) >= 2
+
+        await eventually(tried_twice, "two failed attempts while the receiver is down")
+        up = Receiver()
+        with AppServer(up.app, port=down_port):
+
+            async def arrived() -> bool:
+                return bool(up.at("/hook"))
+
+            await eventually(arrived, "the event delivered once the receiver is up", seconds=WAIT)
+            [event] = verified(late_endpoint["secret"], up.at("/hook"))
+            assert event["type"] == "message.delivered"
+
+            async def settled() -> bool:
+                found = await deliveries(late_endpoint["id"])
+                return found[0]["status"] == "delivered"
+
+            await eventually(settled, "the delivery recorded as delivered")
+        [delivery] = await deliveries(late_endpoint["id"])
+        *failed, ok = delivery["attempts"]
+        assert failed and all(a["status_code"] is None and a["error"] for a in failed)
+        assert ok["status_code"] == 200 and delivery["delivered_at"] is not None
+        assert [a["number"] for a in delivery["attempts"]] == list(
+            range(1, len(delivery["attempts"]) + 1)
+        )
+        healthy = (await http.get(f"/v1/webhooks/{late_endpoint['id']}")).json()
+        assert healthy["failing"] is False and healthy["last_status_code"] == 200
+
+        # The redirect: never followed, each attempt recorded, then failed for good.
+        async def gave_up() -> bool:
+            found = await deliveries(moved_endpoint["id"])
+            return bool(found) and found[0]["status"] == "failed"
+
+        await eventually(gave_up, "the redirected delivery failed", seconds=WAIT)
+        [delivery] = await deliveries(moved_endpoint["id"])
+        assert len(delivery["attempts"]) == len(SCHEDULE)
+        assert all(a["status_code"] == 307 for a in delivery["attempts"])
+        assert "not followed" in delivery["attempts"][0]["error"]
+        assert rec.at("/x") == []
+        failing = (await http.get(f"/v1/webhooks/{moved_endpoint['id']}")).json()
+        assert failing["failing"] is True and failing["failing_since"] is not None
+        listed = (await http.get("/v1/webhooks")).json()["data"]
+        assert {e["id"]: e["failing"] for e in listed} == {
+            late_endpoint["id"]: False,
+            moved_endpoint["id"]: True,
+        }
+
+        # Fixed at the receiver; a manual redelivery gets it through and clears failing.
+        del rec.answers["/moved"]
+        other = await make_key(engine, "other")
+        async with live_server.client(headers={"Authorization": f"Bearer {other}"}) as stranger:
+            resp = await stranger.post(f"/v1/webhooks/deliveries/{delivery['id']}/retry")
+            assert_problem(resp, 404, "not_found")
+        retried = await http.post(f"/v1/webhooks/deliveries/{delivery['id']}/retry")
+        assert retried.status_code == 202, retried.text
+
+        async def redelivered() -> bool:
+            found = (await deliveries(moved_endpoint["id"]))[0]
+            return found["status"] == "delivered"
+
+        await eventually(redelivered, "the manual redelivery", seconds=WAIT)
+        [delivery] = await deliveries(moved_endpoint["id"])
+        assert delivery["attempts"][-1]["manual"] is True
+        assert delivery["attempts"][-1]["status_code"] == 200
+        [event] = verified(moved_endpoint["secret"], rec.at("/moved")[-1:])
+        assert event["id"] == delivery["event_id"]
+        healed = (await http.get(f"/v1/webhooks/{moved_endpoint['id']}")).json()
+        assert healed["failing"] is False and healed["failing_since"] is None
