@@ -16,20 +16,25 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support import TEST_SECRET, LiveServer, assert_problem, eventually, make_key
+from wafile.config import Settings
+from wafile.core.message_state import SendSucceeded
 from wafile.crypto import Sealer
 from wafile.db.engine import session_factory, transaction
 from wafile.db.tables import ProviderStatusRow, WebhookReceiptRow
+from wafile.services.messages import messages
 from wafile.services.sandbox import (
     SANDBOX_ACCOUNT,
     SANDBOX_SENDER_ID,
     ensure_sandbox_sender,
     sandbox_credentials,
 )
+from wafile.services.webhooks import webhooks
 
 CREDS = sandbox_credentials(TEST_SECRET)
 HOOK = f"/webhooks/whatsapp/{SANDBOX_SENDER_ID}"
 NOW = int(datetime.now(UTC).timestamp())
-PDF_B64 = base64.b64encode(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n").decode()
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PDF_B64 = base64.b64encode(PDF).decode()
 
 
 async def sandbox_sender(engine: AsyncEngine, server: LiveServer) -> str:
@@ -253,3 +258,56 @@ async def test_events_go_to_the_sender_of_the_number_they_name(
         )
         assert to_second.json()["window_open"] is True
         assert to_sandbox.json()["window_open"] is False
+
+
+async def test_a_status_processed_before_its_send_committed_is_applied_by_the_send(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    """Meta can report `delivered` before the send job has recorded the wamid (its
+    commit stalled): the status is stored, found no message, and the send's commit
+    applies it. Without that, the message would wait for a report that never comes."""
+    with LiveServer(settings.with_overrides(embedded_worker=False)) as server:
+        key = await sandbox_sender(engine, server)
+        async with server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+            uploaded = await http.post("/v1/media", files={"file": ("a.pdf", PDF)})
+            assert uploaded.status_code == 201, uploaded.text
+            body = {"to": "+4915112345678", "media_id": uploaded.json()["id"]}
+            accepted = await http.post("/v1/messages", json=body)
+            assert accepted.status_code == 202, accepted.text
+            message_id = accepted.json()["id"]
+
+            early = envelope(
+                statuses=[
+                    {
+                        "id": "wamid.EARLY",
+                        "status": status,
+                        "timestamp": str(NOW + i),
+                        "recipient_id": "4915112345678",
+                    }
+                    for i, status in enumerate(("sent", "delivered"))
+                ]
+            )
+            resp = await http.post(HOOK, content=early, headers=signed(early))
+            assert resp.status_code == 200, resp.text
+            sessions = session_factory(engine)
+            async with transaction(sessions) as session:
+                [receipt_id] = await session.scalars(select(WebhookReceiptRow.id))
+                await webhooks.process(session, receipt_id=receipt_id, now=datetime.now(UTC))
+            assert (await http.get(f"/v1/messages/{message_id}")).json()["status"] == "accepted"
+
+            # The send job's commit, late.
+            async with transaction(sessions) as session:
+                at = datetime.now(UTC)
+                await messages.sent(
+                    session,
+                    message_id=message_id,
+                    attempt=0,
+                    sender_id=SANDBOX_SENDER_ID,
+                    provider_id="wamid.EARLY",
+                    event=SendSucceeded(at=at, attempt=0, provider_id="wamid.EARLY"),
+                    now=at,
+                )
+            shown = (await http.get(f"/v1/messages/{message_id}")).json()
+    assert shown["status"] == "delivered"
+    assert shown["attempts"][0]["status"] == "delivered"
+    assert [e["source"] for e in shown["events"]] == ["api", "send", "whatsapp", "whatsapp"]

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.inbound import Inbound
+from wafile.core.whatsapp_webhook import StatusUpdate
 from wafile.db.tables import (
     ConversationWindowRow,
     InboundMessageRow,
@@ -110,6 +111,39 @@ class WebhookRepository:
             .returning(ProviderStatusRow.id)
         )
         return (await self._session.scalar(stmt)) is not None
+
+    async def hold_provider_id(self, sender_id: str, provider_id: str) -> None:
+        """Serialise, until commit, the transactions that record a send's provider id or
+        a status of it, so one of the two always sees the other (PostgreSQL; SQLite's
+        BEGIN IMMEDIATE serialises every writer already)."""
+        if self._session.get_bind().dialect.name == "postgresql":
+            await self._session.execute(
+                select(
+                    func.pg_advisory_xact_lock(func.hashtextextended(sender_id + provider_id, 0))
+                )
+            )
+
+    async def statuses_of(self, sender_id: str, provider_id: str) -> list[StatusUpdate]:
+        """The statuses stored for one provider id, in the provider's order."""
+        table = ProviderStatusRow
+        rows = await self._session.scalars(
+            select(table)
+            .where(table.sender_id == sender_id, table.provider_id == provider_id)
+            .order_by(table.at, table.received_at)
+        )
+        return [
+            StatusUpdate(
+                phone_number_id="",  # routed already: the row names its sender
+                provider_id=r.provider_id,
+                status=r.status,
+                recipient_wa_id=r.recipient,
+                at=r.at,
+                error_code=r.error_code,
+                error_title=r.error_title,
+                error_details=r.error_details,
+            )
+            for r in rows
+        ]
 
     async def inbound_page(
         self, account_id: str, *, limit: int, before: tuple[datetime, str] | None

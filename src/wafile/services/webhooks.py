@@ -20,10 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.accounts import Account
 from wafile.core.inbound import Inbound
-from wafile.core.message_state import AttemptStatus, StatusReport
 from wafile.core.meta_signature import verify_hub_signature
 from wafile.core.phones import whatsapp_id
-from wafile.core.provider_errors import classify_whatsapp
 from wafile.core.senders import Sender
 from wafile.core.whatsapp_webhook import (
     InboundMessage,
@@ -37,7 +35,7 @@ from wafile.db.jobs import JobRepository
 from wafile.db.webhooks import WebhookRepository
 from wafile.errors import Forbidden, Unauthorized, ValidationFailed
 from wafile.ids import new_id
-from wafile.services.messages import messages
+from wafile.services.messages import messages, status_report
 from wafile.services.senders import senders
 
 __all__ = ["INBOUND_MEDIA_KIND", "WEBHOOK_KIND", "WebhookService", "webhooks"]
@@ -125,6 +123,7 @@ class WebhookService:
                 )
         for status in batch.statuses:
             target = by_number.get(status.phone_number_id, found)
+            await repo.hold_provider_id(target.id, status.provider_id)  # see messages.sent
             new = await repo.add_status(
                 {
                     "id": new_id("pst"),
@@ -166,22 +165,11 @@ async def _apply_status(
     """A status of one of our sends moves its message (through the state machine)."""
     ref = await messages.for_provider_id(session, sender.id, status.provider_id)
     if ref is None:
-        return  # not a message wafile sent (or sent before this database)
+        # Not a message wafile sent, or its send has not committed yet: then
+        # `messages.sent` applies it from the stored statuses.
+        return
     message_id, attempt = ref
-    disposition = None
-    reason = status.error_details or status.error_title
-    if status.status == "failed":
-        verdict = classify_whatsapp(status.error_code, None)
-        disposition = verdict.disposition
-        reason = f"{verdict.reason}: {reason}" if reason else verdict.reason
-    event = StatusReport(
-        at=status.at,
-        attempt=attempt,
-        status=AttemptStatus(status.status),
-        provider_code=status.error_code,
-        reason=reason,
-        disposition=disposition,
-    )
+    event = status_report(status, attempt)
     await messages.apply(session, message_id, event, source="whatsapp", now=now)
 
 
