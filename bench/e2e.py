@@ -1,7 +1,8 @@
 """Messages end to end: `POST /v1/messages` → job queue → worker → Cloud API (the
-embedded emulator) → signed status webhooks → delivered, against `wafile serve` in
-sandbox mode as a separate process, with its embedded worker (`--worker-processes 0`)
-or with N `wafile worker` processes beside it (PostgreSQL).
+WhatsApp emulator, `wafile emulator whatsapp`, a process of its own as Meta is another
+machine) → signed status webhooks → delivered, against `wafile serve` as a separate
+process, with its embedded worker (`--worker-processes 0`) or with N `wafile worker`
+processes beside it (PostgreSQL).
 
 Prints accepted/s and p50/p99 accept latency (client side), and delivered/s and
 p50/p99 accept→delivered latency (server timestamps: created_at → the attempt's
@@ -28,6 +29,7 @@ import contextlib
 import secrets
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -39,42 +41,56 @@ import httpx
 from rich.progress import Progress
 
 from bench import ceiling
-from bench.server import prepare, serve, worker
-from tests.support import TEST_SECRET, free_port, make_settings
-from wafile.db.engine import create_engine, session_factory, transaction
-from wafile.services.api_keys import api_keys
-from wafile.services.sandbox import SANDBOX_ACCOUNT, sandbox_credentials
+from bench.server import prepare, serve, wait_until_up, worker
+from tests.support import emulator_command, free_port
+from wafile.core.senders import MAX_MPS
+from wafile.db.engine import create_engine
 
-PHONE = "12015550101"  # delivered ~0.5 s after sent
+PHONE = "12015550101"
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n%" + b"b" * 20_000 + b"\ntrailer<<>>\n%%EOF\n"
+# The business number, as the sender wafile is given and as the emulator knows it.
+NUMBER = {
+    "phone_number_id": "100000000000555",
+    "display_phone_number": "15550000555",
+    "waba_id": "200000000000555",
+    "access_token": "bench-token",
+    "app_secret": "bench-app-secret",
+    "verify_token": "bench-verify",
+}
 
 
-async def sandbox_key(database_url: str, tmp: Path) -> str:
-    engine = create_engine(make_settings(tmp, database_url).effective_database_url)
-    async with transaction(session_factory(engine)) as session:
-        key = await api_keys.create(
-            session, account_name=SANDBOX_ACCOUNT, name="bench", now=datetime.now().astimezone()
+async def add_sender(http: httpx.AsyncClient, emulator_url: str) -> str:
+    """A sender at Meta's highest tier wired to the emulator; its webhook URL."""
+    body = {**NUMBER, "name": "bench", "graph_url": emulator_url, "mps": MAX_MPS, "default": True}
+    created = await http.post("/v1/senders", json=body)
+    created.raise_for_status()
+    return str(created.json()["webhook_url"])
+
+
+async def open_window(http: httpx.AsyncClient, emulator_url: str) -> None:
+    """The phone writes in (through the emulator's webhook): wafile's 24-hour window opens."""
+    async with httpx.AsyncClient(base_url=emulator_url) as emulator:
+        wrote = await emulator.post(
+            f"/_control/phones/{PHONE}/messages",
+            json={"to": NUMBER["phone_number_id"], "text": "hi"},
         )
-    await engine.dispose()
-    return key.plaintext
-
-
-async def prepare_world(http: httpx.AsyncClient, mps: int) -> None:
-    control = "/_emulator/whatsapp/_control"
-    (await http.patch(f"{control}/settings", json={"pair_rate_limit": False})).raise_for_status()
-    creds = sandbox_credentials(TEST_SECRET)
-    numbers = (await http.get(f"{control}/numbers")).json()["numbers"]
-    [number] = [n for n in numbers if n["phone_number_id"] == creds.whatsapp_phone_number_id]
-    number["mps"] = mps
-    (
-        await http.put(f"{control}/numbers/{number['phone_number_id']}", json=number)
-    ).raise_for_status()
-    wrote = await http.post(
-        f"{control}/phones/{PHONE}/messages",
-        json={"to": creds.whatsapp_phone_number_id, "text": "hi"},
-    )
     wrote.raise_for_status()
-    await asyncio.sleep(1)  # the inbound webhook opens the window
+    for _ in range(300):
+        if (await http.get(f"/v1/conversations/+{PHONE}")).json()["window_open"]:
+            return
+        await asyncio.sleep(0.1)
+    raise SystemExit("the 24-hour window never opened")
+
+
+def start_emulator(tmp: Path, port: int, webhook_url: str) -> subprocess.Popen[bytes]:
+    """`wafile emulator whatsapp` (Meta is another machine): no throttling, one phone with
+    the window open that reports delivered 0.5 s after a send, and never read."""
+    phone = {"number": PHONE, "window_open": True, "deliver_after": 0.5, "read_after": None}
+    args, env = emulator_command(tmp, port, number=NUMBER, webhook_url=webhook_url, phone=phone)
+    cmd = [sys.executable, "-m", "wafile", *args]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp)
+    wait_until_up(proc, f"http://127.0.0.1:{port}/_control/world")
+    return proc
 
 
 async def accept_all(
@@ -122,6 +138,9 @@ async def wait_delivered(
                 params["cursor"] = cursor
             page = (await http.get("/v1/messages", params=params)).json()
             done += [m for m in page["data"] if m["status"] in ("delivered", "read")]
+            failed = [m for m in page["data"] if m["status"] == "failed"]
+            if failed:
+                raise SystemExit(f"{failed[0]['id']} failed: {failed[0]['reason']}")
             cursor = page["next_cursor"]
             if not cursor:
                 break
@@ -163,41 +182,38 @@ async def _admin(url: str, sql: str) -> None:
 
 
 async def main_async(args: argparse.Namespace, url: str, tmp: Path, bare: float) -> str:
-    postgres = url.startswith("postgresql")
-    if postgres:  # serve never migrates PostgreSQL by itself
-        await prepare(url, tmp)
-    port = free_port()
+    key = await prepare(url, tmp)  # serve never migrates PostgreSQL by itself
+    port, emulator_port = free_port(), free_port()
     embedded = args.worker_processes == 0
-    server = serve(
-        url,
-        tmp,
-        port,
-        sandbox="true",
-        worker_concurrency=str(args.workers_concurrency),
-        embedded_worker=str(embedded).lower(),
-    )
-    workers: list[subprocess.Popen[bytes]] = []
+    procs = [
+        serve(
+            url,
+            tmp,
+            port,
+            worker_concurrency=str(args.workers_concurrency),
+            embedded_worker=str(embedded).lower(),
+        )
+    ]
     try:
-        key = await sandbox_key(url, tmp)
         base = f"http://127.0.0.1:{port}"
-        for _ in range(args.worker_processes):
-            workers.append(
-                worker(url, tmp, public_url=base, worker_concurrency=str(args.workers_concurrency))
-            )
         limits = httpx.Limits(max_connections=args.concurrency)
         async with httpx.AsyncClient(
             base_url=base, timeout=60, limits=limits, headers={"Authorization": f"Bearer {key}"}
         ) as http:
-            await prepare_world(http, args.mps)
+            webhook_url = await add_sender(http, f"http://127.0.0.1:{emulator_port}")
+            procs.append(start_emulator(tmp, emulator_port, webhook_url))
+            for _ in range(args.worker_processes):
+                procs.append(worker(url, tmp, worker_concurrency=str(args.workers_concurrency)))
+            await open_window(http, f"http://127.0.0.1:{emulator_port}")  # a worker applies it
             upload = await http.post("/v1/media", files={"file": ("bench.pdf", PDF)})
             upload.raise_for_status()
             with Progress() as progress:
                 latencies, took = await accept_all(http, upload.json()["id"], args, progress)
                 delivered = await wait_delivered(http, args.messages, args.timeout, progress)
     finally:
-        for proc in [*workers, server]:
+        for proc in procs:
             proc.terminate()
-        for proc in [*workers, server]:
+        for proc in procs:
             proc.wait(timeout=60)
     created = [datetime.fromisoformat(m["created_at"]) for m in delivered]
     reached = [datetime.fromisoformat(m["attempts"][0]["delivered_at"]) for m in delivered]
@@ -207,13 +223,13 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path, bare: float)
     d50, d99 = quantiles(e2e)
     rate = f"{args.rate} req/s" if args.rate else f"{args.concurrency} concurrent"
     processes = (
-        "one serve process: API + worker"
+        "one serve process: API + worker; the emulator apart"
         if embedded
-        else f"serve (API) + {args.worker_processes} worker process(es)"
+        else f"serve (API) + {args.worker_processes} worker process(es); the emulator apart"
     )
     delivered_per_s = len(e2e) / span
     return (
-        f"e2e {'postgresql' if postgres else 'sqlite'}, {processes}, {args.messages} messages, "
+        f"e2e {url.split(':', 1)[0]}, {processes}, {args.messages} messages, "
         f"POSTs {rate}, worker concurrency {args.workers_concurrency}:\n"
         f"  accepted/s={args.messages / took:.0f} accept p50={a50 * 1000:.1f}ms "
         f"p99={a99 * 1000:.1f}ms\n"
@@ -234,7 +250,6 @@ def main() -> None:
     parser.add_argument(
         "--worker-processes", type=int, default=0, help="0: the worker embedded in serve"
     )
-    parser.add_argument("--mps", type=int, default=1000, help="the emulator's per-number limit")
     parser.add_argument("--ceiling-requests", type=int, default=2000)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--database-url", default="", help="PostgreSQL server (default SQLite)")

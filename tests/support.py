@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import socket
 import threading
 import time
@@ -46,6 +48,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def emulator_command(
+    folder: Path, port: int, *, number: dict[str, Any], webhook_url: str, phone: dict[str, Any]
+) -> tuple[list[str], dict[str, str]]:
+    """Arguments after `wafile` and the environment to run `wafile emulator whatsapp` on
+    `port` with one business number (never throttled: its per-number limit far up, the
+    pair limit off) posting to `webhook_url`, and one phone. The world file goes into
+    `folder`."""
+    world = {
+        "numbers": [{**number, "webhook_url": webhook_url, "mps": 100_000}],
+        "phones": [phone],
+        "settings": {"pair_rate_limit": False},
+    }
+    path = folder / "world.json"
+    path.write_text(json.dumps(world))  # JSON is YAML
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WAFILE_")}
+    return ["emulator", "whatsapp", "--port", str(port), "--world", str(path)], env
 
 
 class AppServer:

@@ -10,8 +10,6 @@ the emulator as `wafile emulator whatsapp`, and two `wafile worker` processes.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.e2e.test_cli import WAFILE
 from tests.e2e.test_worker import child_env
-from tests.support import LiveServer, eventually, free_port, make_key
+from tests.support import LiveServer, emulator_command, eventually, free_port, make_key
 from wafile.config import Settings
 from wafile.core.rate_limit import SendRate
 
@@ -93,15 +91,10 @@ def processes() -> Iterator[list[Process]]:
 def start_emulator(tmp_path: Path, port: int, webhook_url: str) -> Process:
     """The emulator, its per-number limit far above the sender's and its pair limit off
     (one phone gets every message), so wafile's limit is the only one."""
-    world = {
-        "numbers": [{**NUMBER, "webhook_url": webhook_url, "mps": 100_000}],
-        "phones": [{"number": PHONE, "deliver_after": None, "read_after": None}],
-        "settings": {"pair_rate_limit": False},
-    }
-    path = tmp_path / "world.json"
-    path.write_text(json.dumps(world))  # JSON is YAML
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WAFILE_")}
-    args = ["emulator", "whatsapp", "--port", str(port), "--world", str(path)]
+    phone = {"number": PHONE, "deliver_after": None, "read_after": None}
+    args, env = emulator_command(
+        tmp_path, port, number=NUMBER, webhook_url=webhook_url, phone=phone
+    )
     emulator = Process(args, env, tmp_path, "emulator")
     deadline = time.monotonic() + START
     while True:

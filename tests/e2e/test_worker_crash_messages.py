@@ -11,8 +11,6 @@ embedded worker off), the Cloud API emulator (`wafile emulator whatsapp`) and th
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import subprocess
 import time
@@ -29,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.e2e.test_cli import WAFILE
 from tests.e2e.test_worker import child_env
-from tests.support import free_port, make_key
+from tests.support import emulator_command, free_port, make_key
 from wafile.config import Settings
 from wafile.db.engine import session_factory, transaction
 from wafile.db.webhooks import WebhookRepository
@@ -138,17 +136,10 @@ def start_api(settings: Settings, tmp_path: Path, port: int) -> Process:
 def start_emulator(tmp_path: Path, port: int, webhook_url: str) -> Process:
     """`wafile emulator whatsapp` that never throttles, with one phone that has the
     window open and reports `delivered` half a second after a send (never `read`)."""
-    world = {
-        "numbers": [{**NUMBER, "webhook_url": webhook_url, "mps": 100_000}],
-        "phones": [
-            {"number": PHONE, "window_open": True, "deliver_after": 0.5, "read_after": None}
-        ],
-        "settings": {"pair_rate_limit": False},
-    }
-    path = tmp_path / "world.json"
-    path.write_text(json.dumps(world))  # JSON is YAML
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WAFILE_")}
-    args = ["emulator", "whatsapp", "--port", str(port), "--world", str(path)]
+    phone = {"number": PHONE, "window_open": True, "deliver_after": 0.5, "read_after": None}
+    args, env = emulator_command(
+        tmp_path, port, number=NUMBER, webhook_url=webhook_url, phone=phone
+    )
     emulator = Process(args, env, tmp_path, "emulator")
     wait_answering(emulator, f"http://127.0.0.1:{port}/_control/world")
     return emulator
