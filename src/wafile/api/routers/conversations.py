@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from wafile.api.cursors import decode_cursor, encode_cursor
+from wafile.api.cursors import decode_cursor, page_of
 from wafile.api.deps import ApiKeyAuth, ContextDep, SessionDep
 from wafile.api.problems import problem_responses
 from wafile.core.phones import InvalidNumber, to_e164
@@ -97,8 +97,7 @@ async def inbound(
     """Messages users sent to the account's senders, newest first."""
     before = decode_cursor(cursor) if cursor else None
     items = await webhooks.inbound_page(session, account=account, limit=limit + 1, before=before)
-    more = len(items) > limit
-    items = items[:limit]
+    items, next_cursor = page_of(items, limit, lambda i: (i.received_at, i.id))
     return InboundPage(
         data=[
             InboundOut(
@@ -120,5 +119,5 @@ async def inbound(
             )
             for i in items
         ],
-        next_cursor=encode_cursor(items[-1].received_at, items[-1].id) if more and items else None,
+        next_cursor=next_cursor,
     )

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from wafile.api.cursors import decode_cursor, encode_cursor
+from wafile.api.cursors import decode_cursor, page_of
 from wafile.api.deps import ApiKeyAuth, ContextDep, SessionDep
 from wafile.api.problems import problem_responses
 from wafile.core.callbacks import Delivery, DeliveryAttempt, Endpoint
@@ -200,13 +200,8 @@ async def _page(
         message_id=message_id,
         status=status,
     )
-    more = len(found) > limit
-    found = found[:limit]
-    last = found[-1][0] if found else None
-    return DeliveryPage(
-        data=[_delivery(d, a) for d, a in found],
-        next_cursor=encode_cursor(last.created_at, last.id) if more and last else None,
-    )
+    found, next_cursor = page_of(found, limit, lambda f: (f[0].created_at, f[0].id))
+    return DeliveryPage(data=[_delivery(d, a) for d, a in found], next_cursor=next_cursor)
 
 
 Status = Annotated[Literal["pending", "delivered", "failed"] | None, Query()]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from wafile.api.cursors import decode_cursor, encode_cursor
+from wafile.api.cursors import decode_cursor, page_of
 from wafile.api.deps import ApiKeyAuth, ContextDep, SessionDep
 from wafile.api.problems import problem_responses
 from wafile.core.content_disposition import attachment
@@ -154,12 +154,8 @@ async def list_media(
     """The account's media, newest first."""
     before = decode_cursor(cursor) if cursor else None
     items = await media.list_page(session, account=account, limit=limit + 1, before=before)
-    more = len(items) > limit
-    items = items[:limit]
-    return MediaPage(
-        data=[_out(ctx, i) for i in items],
-        next_cursor=encode_cursor(items[-1].created_at, items[-1].id) if more and items else None,
-    )
+    items, next_cursor = page_of(items, limit, lambda i: (i.created_at, i.id))
+    return MediaPage(data=[_out(ctx, i) for i in items], next_cursor=next_cursor)
 
 
 @router.delete("/media/{media_id}", status_code=204, responses=problem_responses(401, 404))

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from wafile.api.cursors import decode_cursor, encode_cursor
+from wafile.api.cursors import decode_cursor, page_of
 from wafile.api.deps import ApiKeyAuth, ContextDep, SessionDep
 from wafile.api.problems import problem_responses
 from wafile.services.messages import MessageView, NewMessage, messages
@@ -191,13 +191,8 @@ async def list_messages(
         to=to,
         since=since,
     )
-    more = len(views) > limit
-    views = views[:limit]
-    last = views[-1].message if views else None
-    return MessagePage(
-        data=[_out(v) for v in views],
-        next_cursor=encode_cursor(last.created_at, last.id) if more and last else None,
-    )
+    views, next_cursor = page_of(views, limit, lambda v: (v.message.created_at, v.message.id))
+    return MessagePage(data=[_out(v) for v in views], next_cursor=next_cursor)
 
 
 @router.get(
