@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -162,18 +162,10 @@ class MessageRepository:
         event: dict[str, Any],
         applied: bool,
         note: str | None,
-        seq: int | None = None,
-    ) -> int:
-        """Append with `seq`, or the next one when None; (message_id, seq) is unique."""
-        if seq is None:
-            seq = 1 + int(
-                await self._session.scalar(
-                    select(func.coalesce(func.max(MessageEventRow.seq), 0)).where(
-                        MessageEventRow.message_id == message_id
-                    )
-                )
-                or 0
-            )
+        seq: int,
+    ) -> None:
+        """Append as number `seq` (the caller holds the message: the lock, or SQLite's
+        write lock); (message_id, seq) is unique, so a wrong number fails, never forks."""
         self._session.add(
             MessageEventRow(
                 message_id=message_id,
@@ -187,7 +179,6 @@ class MessageRepository:
             )
         )
         await self._session.flush()
-        return seq
 
     async def add_ref(
         self, sender_id: str, provider_id: str, message_id: str, attempt: int

@@ -219,11 +219,11 @@ class MessageService:
         *,
         source: str,
         now: datetime,
-        seq: int | None = None,
+        seq: int,
     ) -> StoredEvent:
         doc = event_to_json(event)
         note = str(entry.reason) if entry.reason else None
-        seq = await repo.append_event(
+        await repo.append_event(
             message_id,
             at=event.at,
             recorded_at=now,
