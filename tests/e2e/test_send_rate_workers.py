@@ -10,9 +10,7 @@ the emulator as `wafile emulator whatsapp`, and two `wafile worker` processes.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.e2e.test_cli import WAFILE
+from tests.e2e.processes import START, Process, wait_answering
 from tests.e2e.test_worker import child_env
 from tests.support import LiveServer, emulator_command, eventually, free_port, make_key
 from wafile.config import Settings
@@ -37,7 +35,6 @@ pytestmark = [
 MPS = 4
 MESSAGES = 48  # 12 s at that rate, over twice what the two workers run at once
 CONCURRENCY = 10  # WAFILE_WORKER_CONCURRENCY of each worker
-START = 30.0  # seconds a process may take to start
 SEND = 45.0  # seconds the workers may take to send every message
 
 PHONE = "12015550101"
@@ -53,41 +50,6 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n%" + b"m" * 3000 + b"\ntrailer<<>>\n%%EOF\n
 SENDING = "sending, "  # the worker's debug line for each message it sends on a slot
 
 
-class Process:
-    """A wafile command as its own process, stderr in a file (a full pipe would block it)."""
-
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, name: str) -> None:
-        self.stderr = cwd / f"{name}.err"
-        with self.stderr.open("w") as err:
-            self.proc = subprocess.Popen(
-                [WAFILE, *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err
-            )
-
-    def log(self) -> str:
-        return self.stderr.read_text()
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"{self.proc.args} exited {self.proc.returncode}:\n{self.log()}")
-
-    def stop(self) -> int:
-        self.proc.terminate()
-        return self.proc.wait(timeout=START)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=START)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[Process]]:
-    made: list[Process] = []
-    yield made
-    for proc in made:
-        proc.close()
-
-
 def start_emulator(tmp_path: Path, port: int, webhook_url: str) -> Process:
     """The emulator, its per-number limit far above the sender's and its pair limit off
     (one phone gets every message), so wafile's limit is the only one."""
@@ -96,16 +58,8 @@ def start_emulator(tmp_path: Path, port: int, webhook_url: str) -> Process:
         tmp_path, port, number=NUMBER, webhook_url=webhook_url, phone=phone
     )
     emulator = Process(args, env, tmp_path, "emulator")
-    deadline = time.monotonic() + START
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/_control/world", timeout=1)
-            return emulator
-        except httpx.TransportError:
-            emulator.check_alive()
-            if time.monotonic() > deadline:
-                raise AssertionError("the emulator did not start") from None
-            time.sleep(0.1)
+    wait_answering(emulator, f"http://127.0.0.1:{port}/_control/world")
+    return emulator
 
 
 def start_worker(settings: Settings, tmp_path: Path, name: str) -> Process:
@@ -211,7 +165,7 @@ async def test_two_workers_together_keep_the_senders_rate(
             assert inbox.status_code == 200, inbox.text
             received = inbox.json()["messages"]
             for worker in workers:
-                assert worker.stop() == 0, worker.log()
+                assert worker.terminate() == 0, worker.log()
 
     # Every message reached the phone, once.
     assert sorted(m["caption"] for m in received) == [f"rate-{i:03d}" for i in range(MESSAGES)]

@@ -11,11 +11,9 @@ embedded worker off), the Cloud API emulator (`wafile emulator whatsapp`) and th
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.e2e.test_cli import WAFILE
+from tests.e2e.processes import Process, wait_answering
 from tests.e2e.test_worker import child_env
 from tests.support import emulator_command, free_port, make_key
 from wafile.config import Settings
@@ -46,7 +44,6 @@ ACCEPTING = 16  # concurrent POST /v1/messages
 # at the kill, so at most this many sent twice.
 CONCURRENCY = 20
 LEASE = 10.0  # WAFILE_JOB_LEASE_SECONDS: the killed worker's jobs are claimed again after this
-START = 30.0  # seconds a process may take to start
 ACCEPT_WAIT = 150.0  # seconds the API may take to accept all MESSAGES
 KILL_WAIT = 120.0  # seconds the first worker may take to send KILL_AT messages
 FINISH = 240.0  # seconds the second worker may take to get every message delivered
@@ -66,57 +63,6 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n%" + b"k" * 5000 + b"\ntrailer<<>>\n%%EOF\n
 def caption(i: int) -> str:
     """What tells one message from another at the emulator."""
     return f"crash-{i:04d}"
-
-
-class Process:
-    """A wafile command as its own process, stderr in a file (a full pipe would block it)."""
-
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, name: str) -> None:
-        self.name = name
-        self.stderr = cwd / f"{name}.err"
-        with self.stderr.open("w") as err:
-            self.proc = subprocess.Popen(
-                [WAFILE, *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err
-            )
-
-    def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise AssertionError(
-                f"{self.name} exited with {self.proc.returncode}:\n{self.stderr.read_text()}"
-            )
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)  # no shutdown at all: leases left behind
-        self.proc.wait(timeout=START)
-
-    def terminate(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=START)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.kill()
-
-
-@pytest.fixture
-def processes() -> Iterator[list[Process]]:
-    made: list[Process] = []
-    yield made
-    for proc in made:
-        proc.close()
-
-
-def wait_answering(proc: Process, url: str) -> None:
-    deadline = time.monotonic() + START
-    while True:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            proc.check_alive()
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{proc.name} never answered {url}") from None
-            time.sleep(0.1)
 
 
 def start_api(settings: Settings, tmp_path: Path, port: int) -> Process:
@@ -331,7 +277,7 @@ async def test_a_worker_killed_mid_run_loses_no_message_and_sends_none_thrice(
             killed,
         )
         took = time.monotonic() - began
-        assert second.terminate() == 0, second.stderr.read_text()
+        assert second.terminate() == 0, second.log()
 
         inbox = await emulator.get(f"/_control/phones/{PHONE}/inbox")
         assert inbox.status_code == 200, inbox.text
