@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     media_retention_days: float = Field(default=30, gt=0)
     link_lifetime_seconds: int = Field(default=3600, ge=1, le=366 * 24 * 3600)
     # 0 turns the periodic retention sweep off (run `wafile media sweep` instead).
+    # The signed link in a fallback SMS: people open SMS days later.
+    sms_link_lifetime_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=366 * 24 * 3600)
     sweep_interval_seconds: float = Field(default=3600, ge=0)
     # Job queue and workers (docs/jobs.md)
     embedded_worker: bool = True  # `wafile serve` runs one worker in-process

@@ -1,4 +1,5 @@
-"""Integration fixtures: an S3-compatible store (moto's server, over real HTTP)."""
+"""Integration fixtures: an S3-compatible store (moto's server, over real HTTP) and a
+customer's callback receiver."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support import BUCKET
+from tests.integration.callback_receiver import Receiver
+from tests.support import BUCKET, AppServer
 
 _MOTO = """
 import sys
@@ -45,3 +47,11 @@ def moto_endpoint() -> Iterator[str]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, AppServer]]:
+    """A callback receiver on 127.0.0.1 that records every request."""
+    rec = Receiver()
+    with AppServer(rec.app) as server:
+        yield rec, server

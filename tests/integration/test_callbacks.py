@@ -7,20 +7,15 @@ failing endpoints and manual redelivery."""
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from standardwebhooks.webhooks import Webhook
-from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
+from tests.integration.callback_receiver import Receiver, verified
 from tests.integration.test_messages import PHONE, open_window, setup, until_status
 from tests.integration.test_whatsapp_webhooks import sandbox_sender
 from tests.support import (
@@ -42,41 +37,6 @@ WAIT = 20.0
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     return make_settings(tmp_path, database_url, callback_retry_schedule=SCHEDULE)
-
-
-class Receiver:
-    """A customer's callback receiver: records every request; answers as told per path."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.got: list[tuple[str, dict[str, str], bytes]] = []
-        self.answers: dict[str, Response] = {}
-
-        async def receive(request: Request) -> Response:
-            path = request.url.path
-            body = await request.body()
-            with self.lock:
-                self.got.append((path, dict(request.headers), body))
-                answer = self.answers.get(path)
-            return answer or Response("ok", status_code=200)
-
-        self.app = Starlette(routes=[Route("/{path:path}", receive, methods=["POST"])])
-
-    def at(self, path: str) -> list[tuple[dict[str, str], bytes]]:
-        with self.lock:
-            return [(h, b) for p, h, b in self.got if p == path]
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[Receiver, AppServer]]:
-    rec = Receiver()
-    with AppServer(rec.app) as server:
-        yield rec, server
-
-
-def verified(secret: str, got: list[tuple[dict[str, str], bytes]]) -> list[dict[str, Any]]:
-    """Every request's event, each signature checked by the reference library."""
-    return [Webhook(secret).verify(body, headers) for headers, body in got]
 
 
 async def send(http: httpx.AsyncClient, media_id: str, **extra: Any) -> str:

@@ -223,8 +223,17 @@ async def test_idempotency_and_bad_requests(live_server: LiveServer, engine: Asy
         )
         too_long = await http.post("/v1/messages", json={**body, "caption": "x" * 1025})
         assert "caption" in assert_problem(too_long, 422, "validation_error")["detail"]
-        sms = await http.post("/v1/messages", json={**body, "channels": [{"channel": "sms"}]})
-        assert_problem(sms, 422, "validation_error")
+        for channels, why in (
+            ([{"channel": "sms"}, {"channel": "sms"}], "twice"),
+            ([{"channel": "sms", "text": "{url}"}], "placeholders"),
+            ([{"channel": "whatsapp", "text": "hi"}], "only an SMS step"),
+            ([{"channel": "whatsapp", "fallback_time": 0.5}], "fallback_time"),
+            ([{"channel": "sms", "success": "read"}], "no reads"),
+            ([{"channel": "fax"}], "channel"),
+            ([], "channels"),
+        ):
+            bad = await http.post("/v1/messages", json={**body, "channels": channels})
+            assert why in assert_problem(bad, 422, "validation_error")["detail"], channels
         # A callback URL wafile would never call is refused now, not at the first event.
         for url in ("http://example.com/hook", "ftp://example.com/", "https://u:p@example.com/"):
             bad_url = await http.post("/v1/messages", json={**body, "callback_url": url})

@@ -22,6 +22,7 @@ from wafile.api.routers import (
     media,
     messages,
     senders,
+    sms_senders,
     webhooks,
 )
 from wafile.api.sandbox import mount_sandbox, sandbox_emulators
@@ -89,6 +90,7 @@ def create_app(
     app.include_router(media.router)
     app.include_router(media.links)
     app.include_router(senders.router)
+    app.include_router(sms_senders.router)
     app.include_router(conversations.router)
     app.include_router(messages.router)
     app.include_router(webhooks.router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 __all__ = [
     "ACCOUNT_NAME_MAX",
@@ -29,6 +30,9 @@ class Account:
     id: str
     name: str
     created_at: datetime
+    # The channel plan of a send that gives none, in the API's `channels` shape
+    # (sender names, not ids); None: WhatsApp only.
+    default_channels: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from wafile.core.plan import Plan
+
 __all__ = ["Message"]
 
 
@@ -27,3 +29,4 @@ class Message:
     status: str
     created_at: datetime
     updated_at: datetime
+    plan: Plan  # the channels it tries, in order, each with its sender

@@ -44,7 +44,12 @@ def event_from_json(doc: dict[str, Any]) -> Event:
     if kind == "accepted":
         return Accepted(at=at)
     if kind == "send_succeeded":
-        return SendSucceeded(at=at, attempt=doc["attempt"], provider_id=doc["provider_id"])
+        return SendSucceeded(
+            at=at,
+            attempt=doc["attempt"],
+            provider_id=doc["provider_id"],
+            segments=doc.get("segments"),
+        )
     if kind == "send_failed":
         return SendFailed(
             at=at,

@@ -121,6 +121,7 @@ class Attempt:
     # already final through another attempt.
     late: bool = False
     provider_id: str | None = None
+    segments: int | None = None  # SMS segments, as the provider counted them
     error_code: int | None = None  # the provider's, for failed; None for timed_out
     error: str | None = None  # why it failed or timed out
     sent_at: datetime | None = None
@@ -164,6 +165,7 @@ class SendSucceeded:
     at: datetime
     attempt: int
     provider_id: str
+    segments: int | None = None  # SMS: what the provider bills
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -467,7 +469,7 @@ def _report(state: MessageState, event: SendSucceeded | SendFailed | StatusRepor
 
     if isinstance(event, SendSucceeded) and attempt.provider_id is None:
         # Kept even when the status cannot move: late webhooks are matched by this id.
-        attempt = replace(attempt, provider_id=event.provider_id)
+        attempt = replace(attempt, provider_id=event.provider_id, segments=event.segments)
         change.set_attempt(attempt)
 
     if new is attempt.status:

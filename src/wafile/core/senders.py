@@ -18,15 +18,21 @@ __all__ = [
     "DEFAULT_GRAPH_URL",
     "DEFAULT_GRAPH_VERSION",
     "DEFAULT_MPS",
+    "DEFAULT_SMS_MPS",
+    "DEFAULT_TWILIO_URL",
     "MAX_MPS",
     "TEMPLATE_CATEGORIES",
     "Channel",
     "DefaultTemplate",
     "Sender",
+    "SmsSecrets",
+    "SmsSender",
+    "TwilioSender",
     "WhatsAppSecrets",
     "WhatsAppSender",
     "check_sender",
     "check_sender_name",
+    "check_sms_sender",
 ]
 
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
@@ -34,6 +40,12 @@ DEFAULT_GRAPH_VERSION = "v23.0"
 DEFAULT_MPS = 80  # Meta's default throughput per business number
 MAX_MPS = 1000  # Meta's highest tier
 SENDER_NAME_MAX = 64
+DEFAULT_TWILIO_URL = "https://api.twilio.com"
+# Twilio queues what a number cannot send at once (1 segment/s for a long code); the
+# limit here only keeps wafile from overflowing that queue (error 30001).
+DEFAULT_SMS_MPS = 10
+_ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}$")
+_SERVICE_SID_RE = re.compile(r"^MG[0-9a-fA-F]{32}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DIGITS_RE = re.compile(r"^[0-9]{1,32}$")
 _VERSION_RE = re.compile(r"^v[0-9]+\.[0-9]+$")
@@ -82,6 +94,59 @@ class Sender:
     whatsapp: WhatsAppSender
     is_default: bool
     created_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TwilioSender:
+    """An SMS sender on a Twilio-compatible Messages API: a from number or a Messaging
+    Service (exactly one of them)."""
+
+    account_sid: str
+    from_number: str | None = None  # E.164, a short code or an alphanumeric sender id
+    messaging_service_sid: str | None = None
+    base_url: str = DEFAULT_TWILIO_URL
+    mps: int = DEFAULT_SMS_MPS
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SmsSecrets:
+    auth_token: str = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SmsSender:
+    id: str
+    account_id: str
+    name: str
+    sms: TwilioSender
+    is_default: bool
+    created_at: datetime
+
+    @property
+    def channel(self) -> Channel:
+        return Channel.SMS
+
+
+def check_sms_sender(config: TwilioSender, secrets: SmsSecrets) -> None:
+    """`ValueError` naming the first bad field."""
+    if not _ACCOUNT_SID_RE.match(config.account_sid):
+        raise ValueError("account_sid must be AC followed by 32 hex digits")
+    if (config.from_number is None) == (config.messaging_service_sid is None):
+        raise ValueError("give exactly one of from_number and messaging_service_sid")
+    if config.messaging_service_sid is not None and not _SERVICE_SID_RE.match(
+        config.messaging_service_sid
+    ):
+        raise ValueError("messaging_service_sid must be MG followed by 32 hex digits")
+    if config.from_number is not None and not 1 <= len(config.from_number) <= 32:
+        raise ValueError("from_number must be a number, short code or sender id")
+    url = urlsplit(config.base_url)
+    if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+        raise ValueError("base_url must be an http(s) URL such as https://api.twilio.com")
+    if not 1 <= config.mps <= MAX_MPS:
+        raise ValueError(f"mps must be between 1 and {MAX_MPS}")
+    token = secrets.auth_token
+    if not token or len(token) > 4096 or any(c.isspace() for c in token):
+        raise ValueError("auth_token must be 1 to 4096 characters without spaces")
 
 
 def check_sender_name(name: str) -> str:

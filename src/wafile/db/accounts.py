@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,7 +16,13 @@ __all__ = ["AccountRepository"]
 
 
 def _account(row: AccountRow) -> Account:
-    return Account(id=row.id, name=row.name, created_at=row.created_at)
+    channels = row.default_channels
+    return Account(
+        id=row.id,
+        name=row.name,
+        created_at=row.created_at,
+        default_channels=tuple(channels) if channels is not None else None,
+    )
 
 
 class AccountRepository:
@@ -38,6 +46,13 @@ class AccountRepository:
     async def get_by_name(self, name: str) -> Account | None:
         row = await self._session.scalar(select(AccountRow).where(AccountRow.name == name))
         return _account(row) if row else None
+
+    async def set_default_channels(
+        self, account_id: str, channels: list[dict[str, Any]] | None
+    ) -> None:
+        await self._session.execute(
+            update(AccountRow).where(AccountRow.id == account_id).values(default_channels=channels)
+        )
 
     async def list_all(self) -> list[Account]:
         rows = await self._session.scalars(select(AccountRow).order_by(AccountRow.name))

@@ -43,6 +43,10 @@ def _key(row: object) -> ApiKey:
     )
 
 
+def _channels(doc: list[dict[str, Any]] | None) -> tuple[dict[str, Any], ...] | None:
+    return tuple(doc) if doc is not None else None
+
+
 class ApiKeyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -65,7 +69,11 @@ class ApiKeyRepository:
 
     async def get_for_auth(self, key_id: str) -> tuple[ApiKey, str, Account] | None:
         """The key, its stored secret hash and its account: authentication in one query."""
-        stmt = _select(ApiKeyRow.secret_hash, AccountRow.created_at.label("account_created_at"))
+        stmt = _select(
+            ApiKeyRow.secret_hash,
+            AccountRow.created_at.label("account_created_at"),
+            AccountRow.default_channels.label("account_default_channels"),
+        )
         row = (await self._session.execute(stmt.where(ApiKeyRow.id == key_id))).first()
         if row is None:
             return None
@@ -74,6 +82,7 @@ class ApiKeyRepository:
             id=key.account_id,
             name=key.account_name,
             created_at=row._mapping["account_created_at"],
+            default_channels=_channels(row._mapping["account_default_channels"]),
         )
         return key, row._mapping["secret_hash"], account
 

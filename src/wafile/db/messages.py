@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.message import Message
+from wafile.core.plan import Channel, Plan, PlanStep, make_plan, plan_from_json, plan_to_json
 from wafile.db.tables import AttemptRefRow, MessageEventRow, MessageRow, WhatsAppMediaRow
 
 __all__ = ["DuplicateKey", "MessageRepository", "StoredEvent"]
@@ -42,7 +43,13 @@ def _message(row: MessageRow) -> Message:
         status=row.status,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        plan=plan_from_json(row.plan) if row.plan else _whatsapp_only(row.sender_id),
     )
+
+
+def _whatsapp_only(sender_id: str) -> Plan:
+    """The plan of a message stored before plans existed."""
+    return make_plan([PlanStep(channel=Channel.WHATSAPP, sender_id=sender_id)])
 
 
 class MessageRepository:
@@ -68,6 +75,7 @@ class MessageRepository:
             status=message.status,
             created_at=message.created_at,
             updated_at=message.updated_at,
+            plan=plan_to_json(message.plan),
         )
         if message.idempotency_key is None:  # nothing else can collide: no savepoint
             self._session.add(row)

@@ -69,6 +69,8 @@ class AccountRow(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
+    # The plan a send without `channels` follows, as the API takes it; NULL: WhatsApp only.
+    default_channels: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
 class ApiKeyRow(Base):
     __tablename__ = "api_keys"
@@ -274,6 +276,8 @@ class MessageRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # core.plan.plan_to_json; NULL for messages from before plans (WhatsApp only).
+    plan: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("account_id", "idempotency_key"),

@@ -25,6 +25,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wafile.channels.callback_http import CallbackPoster
+from wafile.channels.sms_twilio import TwilioSms
 from wafile.channels.whatsapp_cloud import WhatsAppCloud
 from wafile.clock import Clock
 from wafile.config import Settings
@@ -70,8 +71,9 @@ class WorkerDeps:
     # One pooled client to the Cloud API for all of the worker's handlers (run_worker
     # sets it): building one per send costs a TLS context each, on the event loop.
     whatsapp: WhatsAppCloud | None = None
-    # The same for customer callbacks (run_worker sets it).
+    # The same for customer callbacks and for SMS (run_worker sets them).
     callbacks: CallbackPoster | None = None
+    sms: TwilioSms | None = None
 
     @asynccontextmanager
     async def cloud(self) -> AsyncIterator[WhatsAppCloud]:
@@ -80,6 +82,15 @@ class WorkerDeps:
             yield self.whatsapp
             return
         async with WhatsAppCloud() as client:
+            yield client
+
+    @asynccontextmanager
+    async def sms_client(self) -> AsyncIterator[TwilioSms]:
+        """The shared SMS client, or a short-lived one when the worker has none."""
+        if self.sms is not None:
+            yield self.sms
+            return
+        async with TwilioSms() as client:
             yield client
 
     @asynccontextmanager

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 
+from wafile.channels.sms_twilio import TwilioFailure
 from wafile.channels.whatsapp_cloud import GraphFailure
 from wafile.core.jobs import Job
 from wafile.core.message_state import DeadlineReached, Event, SendFailed, SendSucceeded
 from wafile.core.phones import whatsapp_id
-from wafile.core.provider_errors import Disposition, classify_whatsapp
+from wafile.core.plan import Channel
+from wafile.core.provider_errors import Disposition, classify_sms, classify_whatsapp
+from wafile.core.sms_text import BODY_MAX, render_sms_text
 from wafile.core.whatsapp_messages import (
     InvalidMessage,
     TemplateRef,
@@ -27,7 +30,8 @@ from wafile.db.engine import transaction
 from wafile.dispatch.jobs import JobContext, RetryLater
 from wafile.dispatch.send_slot import wait_for_send_slot
 from wafile.services.media import media
-from wafile.services.messages import SendPlan, messages
+from wafile.services.messages import SendPlan, SmsSendPlan, messages
+from wafile.services.sms_webhooks import sms_status_url
 
 __all__ = ["deadline_job", "send_job"]
 
@@ -44,6 +48,9 @@ async def send_job(job: Job, ctx: JobContext) -> None:
         )
     if plan is None:
         return  # superseded, already sent, or the message is final
+    if isinstance(plan, SmsSendPlan):
+        await _sms_attempt(job, ctx, plan, attempt)
+        return
     event: Event
     provider_id: str | None = None
     uploaded: list[str] = []  # Meta's media id, when this run uploaded the file
@@ -105,6 +112,74 @@ async def send_job(job: Job, ctx: JobContext) -> None:
     else:
         log.info("message %s attempt %d not sent: %s", message_id, attempt, event)
         await messages.apply(ctx.session, message_id, event, source="send", now=ctx.now)
+
+
+async def _sms_attempt(job: Job, ctx: JobContext, plan: SmsSendPlan, attempt: int) -> None:
+    """One SMS: the plan's text with a signed link to the file, then the outcome."""
+    settings, message = ctx.deps.settings, plan.message
+    link, _ = media.signed_url(
+        plan.media,
+        secret=settings.secret_key,
+        base_url=settings.effective_public_url,
+        lifetime=settings.sms_link_lifetime_seconds,
+        now=ctx.now.timestamp(),
+    )
+    event: Event
+    try:
+        body = render_sms_text(
+            plan.step.text, link=link, filename=message.filename, caption=message.caption
+        )
+        if len(body) > BODY_MAX:
+            raise _Refused(Disposition.FAIL, f"the SMS text is longer than {BODY_MAX} characters")
+        async with ctx.deps.sms_client() as client:
+            sent = await client.send(
+                plan.sender.sms,
+                plan.secrets.auth_token,
+                to=message.to,
+                body=body,
+                status_callback=sms_status_url(settings, plan.sender.id),
+            )
+    except _Refused as refused:
+        event = SendFailed(
+            at=ctx.deps.clock.now(),
+            attempt=attempt,
+            disposition=refused.disposition,
+            code=refused.code,
+            reason=refused.reason,
+        )
+    except TwilioFailure as exc:
+        verdict = classify_sms(exc.code, exc.http_status)
+        if verdict.disposition is Disposition.RETRY and job.attempts_left > 0:
+            if verdict.retry_after is not None:
+                raise RetryLater(verdict.retry_after, str(exc)) from exc
+            raise  # the queue's backoff
+        disposition = verdict.disposition
+        if disposition is Disposition.RETRY:  # out of retries: the next channel, if any
+            disposition = Disposition.FALL_BACK
+        event = SendFailed(
+            at=ctx.deps.clock.now(),
+            attempt=attempt,
+            disposition=disposition,
+            code=exc.code,
+            reason=f"{verdict.reason}: {exc}",
+        )
+    else:
+        event = SendSucceeded(
+            at=ctx.deps.clock.now(), attempt=attempt, provider_id=sent.sid, segments=sent.segments
+        )
+        await messages.sent(
+            ctx.session,
+            message_id=message.id,
+            attempt=attempt,
+            sender_id=plan.sender.id,
+            provider_id=sent.sid,
+            event=event,
+            now=ctx.now,
+            channel=Channel.SMS,
+        )
+        return
+    log.info("message %s attempt %d not sent: %s", message.id, attempt, event)
+    await messages.apply(ctx.session, message.id, event, source="send", now=ctx.now)
 
 
 async def deadline_job(job: Job, ctx: JobContext) -> None:

@@ -1,13 +1,20 @@
-"""The `whatsapp.webhook` job: apply a stored webhook body (see services/webhooks.py)."""
+"""Webhook jobs: apply a stored provider callback (services/webhooks.py for WhatsApp,
+services/sms_webhooks.py for SMS)."""
 
 from __future__ import annotations
 
 from wafile.core.jobs import Job
 from wafile.dispatch.jobs import JobContext
+from wafile.services.sms_webhooks import sms_webhooks
 from wafile.services.webhooks import webhooks
 
-__all__ = ["apply_webhook"]
+__all__ = ["apply_sms_webhook", "apply_webhook"]
 
 
 async def apply_webhook(job: Job, ctx: JobContext) -> None:
     await webhooks.process(ctx.session, receipt_id=str(job.payload["receipt_id"]), now=ctx.now)
+
+
+async def apply_sms_webhook(job: Job, ctx: JobContext) -> None:
+    receipt_id = str(job.payload["receipt_id"])
+    await sms_webhooks.process(ctx.session, receipt_id=receipt_id, now=ctx.now)

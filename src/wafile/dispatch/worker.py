@@ -34,6 +34,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from wafile.channels.callback_http import CallbackPoster
+from wafile.channels.sms_twilio import TwilioSms
 from wafile.channels.whatsapp_cloud import WhatsAppCloud
 from wafile.clock import Clock
 from wafile.config import Settings
@@ -46,12 +47,13 @@ from wafile.dispatch.inbound_media import fetch_inbound_media
 from wafile.dispatch.jobs import HandlerRegistry, JobContext, RetryLater, WorkerDeps
 from wafile.dispatch.send import deadline_job, send_job
 from wafile.dispatch.sweeper import SWEEP_KIND, ensure_sweep_job, sweep_job
-from wafile.dispatch.webhooks import apply_webhook
+from wafile.dispatch.webhooks import apply_sms_webhook, apply_webhook
 from wafile.errors import WafileError
 from wafile.logs import scrub
 from wafile.media.store import BlobStore
 from wafile.services.callbacks import CALLBACK_KIND
 from wafile.services.messages import DEADLINE_KIND, SEND_KIND
+from wafile.services.sms_webhooks import SMS_WEBHOOK_KIND
 from wafile.services.webhooks import INBOUND_MEDIA_KIND, WEBHOOK_KIND
 
 __all__ = [
@@ -422,6 +424,7 @@ def standard_handlers() -> HandlerRegistry:
     handlers.register(SEND_KIND, send_job)
     handlers.register(DEADLINE_KIND, deadline_job)
     handlers.register(CALLBACK_KIND, deliver_callback)
+    handlers.register(SMS_WEBHOOK_KIND, apply_sms_webhook)
     return handlers
 
 
@@ -459,11 +462,18 @@ async def run_worker(
     options = options or WorkerOptions.from_settings(deps.settings)
     if SWEEP_KIND in handlers:
         await _ensure_recurring(deps)
-    async with WhatsAppCloud() as cloud, CallbackPoster() as poster, _wakeups(engine) as wake:
+    async with (
+        WhatsAppCloud() as cloud,
+        CallbackPoster() as poster,
+        TwilioSms() as sms,
+        _wakeups(engine) as wake,
+    ):
         if deps.whatsapp is None:
             deps = replace(deps, whatsapp=cloud)
         if deps.callbacks is None:
             deps = replace(deps, callbacks=poster)
+        if deps.sms is None:
+            deps = replace(deps, sms=sms)
         worker = Worker(deps, handlers, options, wake=wake)
         if on_start is not None:
             on_start(worker)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,13 +36,15 @@ from wafile.core.message_state import (
     transition,
 )
 from wafile.core.phones import InvalidNumber, to_e164, whatsapp_id
-from wafile.core.plan import Channel, PlanStep, make_plan
-from wafile.core.provider_errors import classify_whatsapp
-from wafile.core.senders import Sender, WhatsAppSecrets
+from wafile.core.plan import Channel, Plan, PlanStep, Success, make_plan
+from wafile.core.provider_errors import classify_sms, classify_whatsapp
+from wafile.core.senders import Sender, SmsSecrets, SmsSender, WhatsAppSecrets
+from wafile.core.sms_text import check_sms_text
 from wafile.core.whatsapp_messages import CAPTION_MAX, CAPTIONED, TEMPLATE_HEADERS
 from wafile.core.whatsapp_webhook import StatusUpdate
 from wafile.core.window import window_state
 from wafile.crypto import Sealer
+from wafile.db.accounts import AccountRepository
 from wafile.db.jobs import JobRepository
 from wafile.db.media import MediaRepository
 from wafile.db.messages import DuplicateKey, MessageRepository, StoredEvent
@@ -66,6 +68,7 @@ __all__ = [
     "MessageView",
     "NewMessage",
     "SendPlan",
+    "SmsSendPlan",
     "messages",
     "status_report",
 ]
@@ -75,8 +78,8 @@ DEADLINE_KIND = "message.deadline"
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 # Meta keeps uploaded media 30 days; reuse an upload for 29, so it never expires mid-send.
 UPLOAD_REUSE = timedelta(days=29)
-# WhatsApp only until the SMS channel exists: one step, no deadline.
-WHATSAPP_ONLY = make_plan([PlanStep(channel=Channel.WHATSAPP)])
+# The plan of a send that gives no `channels`, when its account has no default either.
+WHATSAPP_ONLY: tuple[dict[str, Any], ...] = ({"channel": "whatsapp"},)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -90,6 +93,9 @@ class NewMessage:
     template: dict[str, Any] | None = None  # {name, language, parameters}
     reference: str | None = None
     callback_url: str | None = None
+    # The plan in the API's shape: [{channel, success?, fallback_time?, sender?, text?}];
+    # None: the account's default plan.
+    channels: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -109,6 +115,17 @@ class SendPlan:
     media: Media
     window_open: bool
     uploaded_media_id: str | None  # Meta's id of this content on this sender, if fresh
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SmsSendPlan:
+    """What an SMS send job needs."""
+
+    message: Message
+    step: PlanStep
+    sender: SmsSender
+    secrets: SmsSecrets
+    media: Media
 
 
 class MessageService:
@@ -135,19 +152,21 @@ class MessageService:
             to = to_e164(request.to)
         except InvalidNumber as exc:
             raise ValidationFailed(f"to: {exc}") from None
-        sender = await self._sender(session, account, request.sender)
+        plan = await self._plan(session, account, request)
         media = await MediaRepository(session).get(request.media_id, account_id=account.id)
         if media is None:
             raise MediaNotFound(f"media_id: no media {request.media_id!r} in this account")
-        _check_content(media, request)
+        if any(step.channel is Channel.WHATSAPP for step in plan):
+            _check_content(media, request)
         # A new message starts from the plan's initial state: no log to replay and no
         # row to lock, so acceptance is a handful of inserts (the hot path of the API).
         accepted = Accepted(at=now)
-        after, effects, entry = transition(MessageState(plan=WHATSAPP_ONLY), accepted)
+        after, effects, entry = transition(MessageState(plan=plan), accepted)
         message = Message(
             id=new_id("msg"),
             account_id=account.id,
-            sender_id=sender.id,
+            sender_id=plan[0].sender_id or "",
+            plan=plan,
             to=to,
             media_id=media.id,
             filename=request.filename or media.filename,
@@ -183,13 +202,88 @@ class MessageService:
             )
         return await self._view(session, earlier)
 
-    async def _sender(self, session: AsyncSession, account: Account, name: str | None) -> Sender:
+    async def set_default_plan(
+        self,
+        session: AsyncSession,
+        *,
+        account: Account,
+        channels: tuple[dict[str, Any], ...] | None,
+    ) -> Account:
+        """The plan of sends that give none (None: WhatsApp only), checked as a send's."""
+        if channels is not None:
+            await self._resolve(session, account, channels, None, "default_channels")
+        await AccountRepository(session).set_default_channels(
+            account.id, list(channels) if channels is not None else None
+        )
+        return replace(account, default_channels=channels)
+
+    async def _plan(self, session: AsyncSession, account: Account, request: NewMessage) -> Plan:
+        """The request's channels (else the account's default plan), senders resolved."""
+        if request.channels is not None:
+            return await self._resolve(
+                session, account, request.channels, request.sender, "channels"
+            )
+        docs = account.default_channels or WHATSAPP_ONLY
+        field = "the account's default_channels"
+        return await self._resolve(session, account, docs, request.sender, field)
+
+    async def _resolve(
+        self,
+        session: AsyncSession,
+        account: Account,
+        docs: tuple[dict[str, Any], ...],
+        whatsapp_sender: str | None,
+        field: str,
+    ) -> Plan:
+        if not docs:
+            raise ValidationFailed(f"{field}: give at least one channel")
+        steps: list[PlanStep] = []
+        for i, doc in enumerate(docs):
+            where = f"{field}[{i}]"
+            try:
+                channel = Channel(doc["channel"])
+                text = doc.get("text")
+                if text is not None:
+                    check_sms_text(text)
+                step = PlanStep(
+                    channel=channel,
+                    success=Success(doc.get("success") or Success.DELIVERED),
+                    fallback_time=doc.get("fallback_time"),
+                    text=text,
+                )
+            except (KeyError, ValueError) as exc:
+                raise ValidationFailed(f"{where}: {exc}") from None
+            if any(s.channel is channel for s in steps):
+                # A second attempt on one channel would double-send and double-charge.
+                raise ValidationFailed(f"{where}: {channel} appears twice in the plan")
+            name = doc.get("sender") or (whatsapp_sender if channel is Channel.WHATSAPP else None)
+            sender_id = await self._sender_id(session, account, channel, name, where)
+            steps.append(replace(step, sender_id=sender_id))
+        return make_plan(steps)
+
+    async def _sender_id(
+        self,
+        session: AsyncSession,
+        account: Account,
+        channel: Channel,
+        name: str | None,
+        where: str,
+    ) -> str:
+        if channel is Channel.SMS:
+            if name is not None:
+                return (await senders.sms_get(session, account=account, name=name)).id
+            sms = await senders.sms_default_for(session, account=account)
+            if sms is None:
+                raise SenderNotFound(
+                    f"{where}: this account has no SMS sender: add one (POST /v1/sms-senders)"
+                )
+            return sms.id
         if name is not None:
-            return await senders.get(session, account=account, name=name)
+            return (await senders.get(session, account=account, name=name)).id
         found = await senders.default_for(session, account=account)
         if found is None:
             raise SenderNotFound("this account has no sender: add one (POST /v1/senders)")
-        return found
+        return found.id
 
     async def apply(
         self, session: AsyncSession, message_id: str, event: Event, *, source: str, now: datetime
@@ -200,7 +294,7 @@ class MessageService:
         if message is None:
             raise MessageNotFound(f"no message {message_id!r}")
         log = await repo.events(message_id)
-        state = _replay(log)
+        state = _replay(message, log)
         after, effects, entry = transition(state, event)
         # The row lock (PostgreSQL) or the write lock (SQLite) makes len + 1 the next seq.
         seq = len(log) + 1
@@ -266,22 +360,32 @@ class MessageService:
 
     async def _view(self, session: AsyncSession, message: Message) -> MessageView:
         events = await MessageRepository(session).events(message.id)
-        return MessageView(message=message, state=_replay(events), events=events)
+        return MessageView(message=message, state=_replay(message, events), events=events)
 
     async def prepare_send(
         self, session: AsyncSession, sealer: Sealer, *, message_id: str, attempt: int, now: datetime
-    ) -> SendPlan | None:
+    ) -> SendPlan | SmsSendPlan | None:
         """What the send job needs; None when the attempt should not send any more."""
         repo = MessageRepository(session)
         message = await repo.get(message_id)
         if message is None:
             return None
-        if not should_send(_replay(await repo.events(message_id)), attempt):
+        if not should_send(_replay(message, await repo.events(message_id)), attempt):
             return None
-        sender, secrets = await senders.with_secrets(session, sealer, message.sender_id)
+        step = message.plan[attempt]
         media = await MediaRepository(session).get(message.media_id, account_id=None)
         if media is None:
             raise MediaNotFound(f"the file of message {message_id} is gone (retention?)")
+        if step.channel is Channel.SMS:
+            sms, sms_secrets = await senders.sms_with_secrets(
+                session, sealer, step.sender_id or message.sender_id
+            )
+            return SmsSendPlan(
+                message=message, step=step, sender=sms, secrets=sms_secrets, media=media
+            )
+        sender, secrets = await senders.with_secrets(
+            session, sealer, step.sender_id or message.sender_id
+        )
         last = await WebhookRepository(session).last_inbound(sender.id, whatsapp_id(message.to))
         uploaded = await repo.uploaded(sender.id, media.sha256, after=now - UPLOAD_REUSE)
         return SendPlan(
@@ -311,6 +415,7 @@ class MessageService:
         provider_id: str,
         event: Event,
         now: datetime,
+        channel: Channel = Channel.WHATSAPP,
     ) -> None:
         """Record a send the provider accepted: its id (for statuses) and the event.
 
@@ -323,7 +428,7 @@ class MessageService:
         await MessageRepository(session).add_ref(sender_id, provider_id, message_id, attempt)
         await self.apply(session, message_id, event, source="send", now=now)
         for early in await webhook_repo.statuses_of(sender_id, provider_id):
-            report = status_report(early, attempt)
+            report = status_report(early, attempt, channel)
             await self.apply(session, message_id, report, source="whatsapp", now=now)
 
     async def for_provider_id(
@@ -362,12 +467,15 @@ async def _carry_out(
     await callbacks.notify(session, message, state, effects, now=now)
 
 
-def status_report(status: StatusUpdate, attempt: int) -> StatusReport:
+def status_report(
+    status: StatusUpdate, attempt: int, channel: Channel = Channel.WHATSAPP
+) -> StatusReport:
     """A provider's status of an attempt as the state machine's event."""
     disposition = None
     reason = status.error_details or status.error_title
     if status.status == "failed":
-        verdict = classify_whatsapp(status.error_code, None)
+        classify = classify_sms if channel is Channel.SMS else classify_whatsapp
+        verdict = classify(status.error_code, None)
         disposition = verdict.disposition
         reason = f"{verdict.reason}: {reason}" if reason else verdict.reason
     return StatusReport(
@@ -380,8 +488,8 @@ def status_report(status: StatusUpdate, attempt: int) -> StatusReport:
     )
 
 
-def _replay(events: list[StoredEvent]) -> MessageState:
-    return replay(MessageState(plan=WHATSAPP_ONLY), (event_from_json(e[3]) for e in events))
+def _replay(message: Message, events: list[StoredEvent]) -> MessageState:
+    return replay(MessageState(plan=message.plan), (event_from_json(e[3]) for e in events))
 
 
 def _request_hash(request: NewMessage) -> str:

@@ -7,7 +7,13 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wafile.core.senders import DefaultTemplate, Sender, WhatsAppSecrets, WhatsAppSender
+from wafile.core.senders import (
+    DefaultTemplate,
+    Sender,
+    TwilioSender,
+    WhatsAppSecrets,
+    WhatsAppSender,
+)
 from wafile.core.signed_links import derive_key
 from wafile.crypto import Sealer
 from wafile.services.accounts import accounts
@@ -18,6 +24,8 @@ __all__ = [
     "SANDBOX_ACCOUNT",
     "SANDBOX_SENDER",
     "SANDBOX_SENDER_ID",
+    "SANDBOX_SMS_SENDER",
+    "SANDBOX_SMS_SENDER_ID",
     "SMS_EMULATOR_PATH",
     "WHATSAPP_EMULATOR_PATH",
     "SandboxCredentials",
@@ -31,6 +39,8 @@ SANDBOX_SENDER = "sandbox"
 SANDBOX_SENDER_ID = "snd_sandbox"
 WHATSAPP_EMULATOR_PATH = "/_emulator/whatsapp"  # where serve mounts the emulators
 SMS_EMULATOR_PATH = "/_emulator/sms"
+SANDBOX_SMS_SENDER = "sandbox-sms"
+SANDBOX_SMS_SENDER_ID = "snd_sandbox_sms"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -82,9 +92,24 @@ async def ensure_sandbox(session: AsyncSession, *, now: datetime) -> CreatedKey 
 async def ensure_sandbox_sender(
     session: AsyncSession, sealer: Sealer, *, secret_key: str, public_url: str, now: datetime
 ) -> Sender:
-    """The sandbox account's WhatsApp sender, wired to the emulator serve mounts."""
+    """The sandbox account's WhatsApp and SMS senders, wired to the emulators serve
+    mounts; the WhatsApp one."""
     creds = sandbox_credentials(secret_key)
     account, _ = await accounts.ensure(session, SANDBOX_ACCOUNT, now=now)
+    await senders.configure_sandbox_sms(
+        session,
+        sealer,
+        sender_id=SANDBOX_SMS_SENDER_ID,
+        account=account,
+        name=SANDBOX_SMS_SENDER,
+        config=TwilioSender(
+            account_sid=creds.sms_account_sid,
+            from_number=creds.sms_from_number,
+            base_url=public_url + SMS_EMULATOR_PATH,
+        ),
+        auth_token=creds.sms_auth_token,
+        now=now,
+    )
     return await senders.configure_sandbox(
         session,
         sealer,

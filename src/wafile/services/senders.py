@@ -17,10 +17,14 @@ from wafile.core.accounts import Account
 from wafile.core.senders import (
     Channel,
     Sender,
+    SmsSecrets,
+    SmsSender,
+    TwilioSender,
     WhatsAppSecrets,
     WhatsAppSender,
     check_sender,
     check_sender_name,
+    check_sms_sender,
 )
 from wafile.crypto import Sealer, Unsealable
 from wafile.db.senders import SenderRepository
@@ -150,6 +154,100 @@ class SenderService:
             raise ConfigError(f"sender {sender.name!r}: {exc}") from None
         return sender, WhatsAppSecrets(**values)
 
+    # SMS senders: the same table and names, a Twilio-shaped configuration.
+
+    async def add_sms(
+        self,
+        session: AsyncSession,
+        sealer: Sealer,
+        *,
+        account: Account,
+        name: str,
+        config: TwilioSender,
+        auth_token: str,
+        is_default: bool,
+        now: datetime,
+        sender_id: str | None = None,
+    ) -> SmsSender:
+        secret_values = SmsSecrets(auth_token=auth_token)
+        try:
+            check_sender_name(name)
+            check_sms_sender(config, secret_values)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc)) from None
+        repo = SenderRepository(session)
+        first = not await repo.sms_list_for(account.id)
+        sender = SmsSender(
+            id=sender_id or new_id("snd"),
+            account_id=account.id,
+            name=name,
+            sms=config,
+            is_default=is_default or first,
+            created_at=now,
+        )
+        await repo.add(sender, sealed_secrets=_seal_sms(sealer, secret_values))
+        return sender
+
+    async def configure_sandbox_sms(
+        self,
+        session: AsyncSession,
+        sealer: Sealer,
+        *,
+        sender_id: str,
+        account: Account,
+        name: str,
+        config: TwilioSender,
+        auth_token: str,
+        now: datetime,
+    ) -> SmsSender:
+        """Create the sandbox SMS sender, or point it at today's address."""
+        repo = SenderRepository(session)
+        existing = await repo.sms_get_by_name(account.id, name)
+        sealed = _seal_sms(sealer, SmsSecrets(auth_token=auth_token))
+        if existing is None:
+            sender = SmsSender(
+                id=sender_id,
+                account_id=account.id,
+                name=name,
+                sms=config,
+                is_default=True,
+                created_at=now,
+            )
+            await repo.add(sender, sealed_secrets=sealed)
+            return sender
+        updated = replace(existing, sms=config)
+        await repo.replace(updated, sealed_secrets=sealed)
+        return updated
+
+    async def sms_list_for(self, session: AsyncSession, *, account: Account) -> list[SmsSender]:
+        return await SenderRepository(session).sms_list_for(account.id)
+
+    async def sms_get(self, session: AsyncSession, *, account: Account, name: str) -> SmsSender:
+        found = await SenderRepository(session).sms_get_by_name(account.id, name)
+        if found is None:
+            raise SenderNotFound(f"no SMS sender {name!r} in this account")
+        return found
+
+    async def sms_remove(self, session: AsyncSession, *, account: Account, name: str) -> None:
+        sender = await self.sms_get(session, account=account, name=name)
+        await SenderRepository(session).remove(sender.id)
+
+    async def sms_default_for(self, session: AsyncSession, *, account: Account) -> SmsSender | None:
+        return await SenderRepository(session).sms_default_for(account.id)
+
+    async def sms_with_secrets(
+        self, session: AsyncSession, sealer: Sealer, sender_id: str
+    ) -> tuple[SmsSender, SmsSecrets]:
+        found = await SenderRepository(session).sms_get(sender_id)
+        if found is None:
+            raise SenderNotFound(f"no SMS sender {sender_id!r}")
+        sender, sealed = found
+        try:
+            values = json.loads(sealer.open(sealed))
+        except Unsealable as exc:
+            raise ConfigError(f"SMS sender {sender.name!r}: {exc}") from None
+        return sender, SmsSecrets(**values)
+
 
 def _seal(sealer: Sealer, values: WhatsAppSecrets) -> str:
     return sealer.seal(
@@ -161,6 +259,10 @@ def _seal(sealer: Sealer, values: WhatsAppSecrets) -> str:
             }
         )
     )
+
+
+def _seal_sms(sealer: Sealer, values: SmsSecrets) -> str:
+    return sealer.seal(json.dumps({"auth_token": values.auth_token}))
 
 
 senders = SenderService()

@@ -18,6 +18,7 @@ PUBLIC = {
     # Meta's webhook: the verify token (GET) and X-Hub-Signature-256 (POST) are the credentials
     ("get", "/webhooks/whatsapp/{sender_id}"),
     ("post", "/webhooks/whatsapp/{sender_id}"),
+    ("post", "/webhooks/sms/{sender_id}"),
 }
 
 

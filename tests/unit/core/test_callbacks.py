@@ -91,6 +91,7 @@ def _message() -> Message:
         status="accepted",
         created_at=T0,
         updated_at=T0,
+        plan=make_plan([PlanStep(channel=Channel.WHATSAPP, sender_id="snd_1")]),
     )
 
 

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from wafile.api.cursors import decode_cursor, page_of
 from wafile.api.deps import ApiKeyAuth, ContextDep, SessionDep
 from wafile.api.problems import problem_responses
+from wafile.core.plan import MAX_FALLBACK_TIME, MIN_FALLBACK_TIME
+from wafile.core.sms_text import BODY_MAX
 from wafile.services.messages import MessageView, NewMessage, messages
 from wafile.services.outbound import check_callback_url
 
@@ -24,9 +26,36 @@ class TemplateIn(BaseModel):
     parameters: list[str] = Field(default_factory=list, max_length=20)
 
 
+class ChannelIn(BaseModel):
+    """One step of the plan, in order of trial (Telesign's `channels`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    channel: Literal["whatsapp", "sms"]
+    success: Literal["sent", "delivered", "read"] = Field(
+        default="delivered", description="The status that counts as success on this channel."
+    )
+    fallback_time: float | None = Field(
+        default=None,
+        ge=MIN_FALLBACK_TIME,
+        le=MAX_FALLBACK_TIME,
+        description="Seconds to wait for `success` before the next channel starts; "
+        "omitted: only a failure moves on.",
+    )
+    sender: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Sender name on this channel; default: the default.",
+    )
+    text: str | None = Field(
+        default=None,
+        max_length=BODY_MAX,
+        description="SMS only: the text, with {link}, {filename} and {caption} placeholders.",
+    )
+
+
 class MessageIn(BaseModel):
-    # Unknown fields are refused, not ignored: `channels` (SMS fallback), `media_url`
-    # and the like come with later releases and must not be silently dropped.
+    # Unknown fields are refused, not ignored: `media_url` and the like come with later
+    # releases and must not be silently dropped.
     model_config = ConfigDict(extra="forbid")
     to: str = Field(description="The recipient, with country code (+4917612345678).")
     media_id: str = Field(description="A file in this account's media store.")
@@ -37,14 +66,22 @@ class MessageIn(BaseModel):
     template: TemplateIn | None = None
     reference: str | None = Field(default=None, max_length=200)
     callback_url: str | None = Field(default=None, max_length=2048)
+    channels: list[ChannelIn] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2,
+        description="The channels to try, in order; default: the account's default plan.",
+    )
 
 
 class AttemptOut(BaseModel):
     number: int
     channel: str
+    sender_id: str | None
     status: str
     late: bool
     provider_message_id: str | None
+    segments: int | None
     error_code: int | None
     error: str | None
     queued_at: datetime
@@ -63,6 +100,14 @@ class EventOut(BaseModel):
     note: str | None
 
 
+class PlanStepOut(BaseModel):
+    channel: str
+    success: str
+    fallback_time: float | None
+    sender_id: str | None
+    text: str | None
+
+
 class MessageOut(BaseModel):
     id: str
     status: str
@@ -75,6 +120,7 @@ class MessageOut(BaseModel):
     reason: str | None
     created_at: datetime
     updated_at: datetime
+    channels: list[PlanStepOut]
     attempts: list[AttemptOut]
     events: list[EventOut]
 
@@ -93,13 +139,25 @@ def _out(view: MessageView) -> MessageOut:
         reason=state.reason,
         created_at=m.created_at,
         updated_at=m.updated_at,
+        channels=[
+            PlanStepOut(
+                channel=str(step.channel),
+                success=str(step.success),
+                fallback_time=step.fallback_time,
+                sender_id=step.sender_id,
+                text=step.text,
+            )
+            for step in m.plan
+        ],
         attempts=[
             AttemptOut(
                 number=a.number,
                 channel=str(a.channel),
+                sender_id=m.plan[a.number].sender_id,
                 status=str(a.status),
                 late=a.late,
                 provider_message_id=a.provider_id,
+                segments=a.segments,
                 error_code=a.error_code,
                 error=a.error,
                 queued_at=a.queued_at,
@@ -134,7 +192,8 @@ async def send_message(
         Header(max_length=200, description="Repeat a POST safely: same key, same message."),
     ] = None,
 ) -> MessageOut:
-    """Send a file over WhatsApp. 202: accepted; follow it with `GET /v1/messages/{id}`."""
+    """Send a file: over WhatsApp, then SMS if the plan says so. 202: accepted; follow it
+    with `GET /v1/messages/{id}` or callbacks."""
     if body.callback_url is not None:  # refused now, not at the first delivery
         check_callback_url(
             body.callback_url,
@@ -154,6 +213,11 @@ async def send_message(
             template=body.template.model_dump() if body.template else None,
             reference=body.reference,
             callback_url=body.callback_url,
+            channels=(
+                tuple(c.model_dump(exclude_none=True) for c in body.channels)
+                if body.channels is not None
+                else None
+            ),
         ),
         idempotency_key=idempotency_key,
         now=ctx.clock.now(),

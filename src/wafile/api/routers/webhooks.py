@@ -1,5 +1,6 @@
 """`/webhooks/whatsapp/{sender_id}`: Meta's handshake and deliveries (no API key: the
-signature over the raw body, with the sender's app secret, is the authentication)."""
+signature over the raw body, with the sender's app secret, is the authentication);
+`/webhooks/sms/{sender_id}`: the SMS provider's status callbacks (X-Twilio-Signature)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi.responses import PlainTextResponse
 from wafile.api.deps import ContextDep, SessionDep
 from wafile.api.problems import problem_responses
 from wafile.errors import PayloadTooLarge
+from wafile.services.sms_webhooks import sms_webhooks
 from wafile.services.webhooks import webhooks
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -47,17 +49,42 @@ async def verify(
 async def receive(
     sender_id: str, request: Request, ctx: ContextDep, session: SessionDep
 ) -> Response:
+    await webhooks.receive(
+        session,
+        ctx.sealer,
+        sender_id=sender_id,
+        body=await _body(request),
+        signature=request.headers.get("x-hub-signature-256"),
+        now=ctx.clock.now(),
+    )
+    return Response(status_code=200)
+
+
+@router.post(
+    "/sms/{sender_id}",
+    status_code=204,
+    responses=problem_responses(401, 404, 413),
+    summary="The SMS provider's status callbacks",
+)
+async def receive_sms(
+    sender_id: str, request: Request, ctx: ContextDep, session: SessionDep
+) -> Response:
+    await sms_webhooks.receive(
+        session,
+        ctx.sealer,
+        ctx.settings,
+        sender_id=sender_id,
+        body=await _body(request),
+        signature=request.headers.get("x-twilio-signature"),
+        now=ctx.clock.now(),
+    )
+    return Response(status_code=204)
+
+
+async def _body(request: Request) -> bytes:
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY:
             raise PayloadTooLarge(f"a webhook body is at most {MAX_BODY} bytes", limit=MAX_BODY)
-    await webhooks.receive(
-        session,
-        ctx.sealer,
-        sender_id=sender_id,
-        body=bytes(body),
-        signature=request.headers.get("x-hub-signature-256"),
-        now=ctx.clock.now(),
-    )
-    return Response(status_code=200)
+    return bytes(body)
