@@ -131,6 +131,7 @@ async def _sms_attempt(job: Job, ctx: JobContext, plan: SmsSendPlan, attempt: in
         )
         if len(body) > BODY_MAX:
             raise _Refused(Disposition.FAIL, f"the SMS text is longer than {BODY_MAX} characters")
+        await wait_for_send_slot(ctx, plan)  # the sender's messages-per-second limit
         async with ctx.deps.sms_client() as client:
             sent = await client.send(
                 plan.sender.sms,

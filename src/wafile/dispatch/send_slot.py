@@ -19,8 +19,8 @@ from typing import Final
 
 from wafile.db.engine import transaction
 from wafile.dispatch.jobs import JobContext, RetryLater
-from wafile.services.messages import SendPlan, messages
-from wafile.services.rate_limits import rate_limits
+from wafile.services.messages import SendPlan, SmsSendPlan, messages
+from wafile.services.rate_limits import mps_of, rate_limits
 
 __all__ = ["wait_for_send_slot"]
 
@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 SLOTS_MAX: Final = 2
 
 
-async def wait_for_send_slot(ctx: JobContext, plan: SendPlan, uploaded: Sequence[str]) -> None:
+async def wait_for_send_slot(
+    ctx: JobContext, plan: SendPlan | SmsSendPlan, uploaded: Sequence[str] = ()
+) -> None:
     """Return at the message's slot; `RetryLater` when it is too far off.
 
     `uploaded` holds Meta's media id when this run uploaded the file: a job sent back
@@ -52,7 +54,7 @@ async def wait_for_send_slot(ctx: JobContext, plan: SendPlan, uploaded: Sequence
                         media_id=uploaded[0],
                         now=now,
                     )
-            limit = f"its limit of {sender.whatsapp.mps} messages a second"
+            limit = f"its limit of {mps_of(sender)} messages a second"
             # Waiting is not failing: the attempt is given back (counts=False).
             raise RetryLater(slot.at - now, f"sender {sender.name} is at {limit}", counts=False)
         # A slot that passed while this job waited for the row lock is due at once,

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.rate_limit import MAX_WAIT, Granted, SendRate, from_micros, micros
-from wafile.core.senders import Sender
+from wafile.core.senders import Sender, SmsSender
 from wafile.db.rate_limits import SendRateRepository
 
-__all__ = ["RateLimitService", "SendSlot", "rate_limits"]
+__all__ = ["RateLimitService", "SendSlot", "mps_of", "rate_limits"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class RateLimitService:
     async def reserve(
         self,
         session: AsyncSession,
-        sender: Sender,
+        sender: Sender | SmsSender,
         *,
         now: datetime,
         max_wait: timedelta = MAX_WAIT,
@@ -51,7 +51,7 @@ class RateLimitService:
         at most d * mps in a window, and a clock running ahead only makes the others
         wait. Keep the clocks synchronised (NTP: milliseconds).
         """
-        rate = SendRate(mps=sender.whatsapp.mps)
+        rate = SendRate(mps=mps_of(sender))
         decision = await SendRateRepository(session).take(
             sender.id, now=micros(now), rate=rate, max_wait=micros(max_wait)
         )
@@ -70,3 +70,8 @@ def _ahead(at: datetime, now: datetime) -> float:
 
 
 rate_limits = RateLimitService()
+
+
+def mps_of(sender: Sender | SmsSender) -> int:
+    """The sender's messages-per-second limit, whatever its channel."""
+    return sender.sms.mps if isinstance(sender, SmsSender) else sender.whatsapp.mps
