@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +19,7 @@ from wafile.db.tables import (
     CallbackSecretRow,
     WebhookEndpointRow,
 )
+from wafile.db.types import UTCDateTime
 from wafile.ids import new_id
 
 __all__ = ["CallbackRepository"]
@@ -204,9 +205,10 @@ class CallbackRepository:
         row = await self._session.scalar(stmt)
         return _delivery(row) if row else None
 
-    async def earlier_untried(self, delivery: Delivery) -> bool:
-        """Whether an earlier event of the same message to the same target is pending
-        and has not been tried yet (delivery order, see services/callbacks.py)."""
+    async def earlier_pending(self, delivery: Delivery) -> datetime | None:
+        """When the next attempt of an earlier event of the same message to the same
+        target is due, the soonest if several are pending; None when none is pending
+        (delivery order, see services/callbacks.py)."""
         same_target = (
             CallbackDeliveryRow.endpoint_id == delivery.endpoint_id
             if delivery.endpoint_id is not None
@@ -215,18 +217,20 @@ class CallbackRepository:
                 CallbackDeliveryRow.url == delivery.url,
             )
         )
-        stmt = (
-            select(CallbackDeliveryRow.id)
-            .where(
-                CallbackDeliveryRow.message_id == delivery.message_id,
-                CallbackDeliveryRow.sequence < delivery.sequence,
-                CallbackDeliveryRow.status == str(DeliveryStatus.PENDING),
-                CallbackDeliveryRow.attempts == 0,
-                same_target,
-            )
-            .limit(1)
+        # Typed, so SQLite's text timestamps come back as aware datetimes.
+        due = func.coalesce(
+            CallbackDeliveryRow.next_attempt_at,
+            CallbackDeliveryRow.created_at,
+            type_=UTCDateTime(),
         )
-        return await self._session.scalar(stmt) is not None
+        stmt = select(func.min(due, type_=UTCDateTime())).where(
+            CallbackDeliveryRow.message_id == delivery.message_id,
+            CallbackDeliveryRow.sequence < delivery.sequence,
+            CallbackDeliveryRow.status == str(DeliveryStatus.PENDING),
+            same_target,
+        )
+        found: datetime | None = await self._session.scalar(stmt)
+        return found
 
     async def record_attempt(
         self, delivery_id: str, attempt: DeliveryAttempt, **delivery_values: Any

@@ -20,7 +20,7 @@ from wafile.core.jobs import Job
 from wafile.crypto import Sealer
 from wafile.db.engine import transaction
 from wafile.dispatch.jobs import JobContext, RetryLater
-from wafile.services.callbacks import MAX_ORDER_WAITS, ORDER_WAIT, callbacks
+from wafile.services.callbacks import callbacks
 
 __all__ = ["deliver_callback"]
 
@@ -43,8 +43,10 @@ async def deliver_callback(job: Job, ctx: JobContext) -> None:
         )
     if prepared is None:
         return
-    if prepared.wait and job.attempts < MAX_ORDER_WAITS:
-        raise RetryLater(ORDER_WAIT, "an earlier event of this message goes first")
+    if prepared.wait_until is not None:
+        # Waiting for its turn is not failing: the attempt is given back (counts=False).
+        wait = (prepared.wait_until - ctx.now).total_seconds()
+        raise RetryLater(wait, "an earlier event of this message goes first", counts=False)
     requested_at = ctx.deps.clock.now()
     if prepared.refused is not None:
         attempt = DeliveryAttempt(

@@ -13,11 +13,14 @@ again by hand. An endpoint is *failing* from the moment its attempts have failed
 without a success for `callback_failing_after_seconds` (default 24 h), or one of its
 deliveries used up its retries; its next success clears that.
 
-Order: a delivery waits (briefly, see `ORDER_WAIT`) while an earlier event of the
-same message to the same target has not been tried yet, so events that happen
-together arrive in sequence order. Once an earlier event has failed an attempt,
-later ones no longer wait for it (one bad answer must not hold up the rest for
-days): receivers order by `sequence`.
+Order: events of one message reach each target in sequence order. A delivery is not
+attempted while an earlier event of the same message to the same target is pending:
+it goes back to the queue until just after that one's next attempt is due (without
+using up an attempt of its own), so after an outage the receiver gets the backlog of
+each message in order, one message's events never overtaking each other. An earlier
+delivery that is overdue by `STUCK_AFTER` (its job lost to a bug, say) no longer holds
+the others up. Only a manual redelivery skips the line. Other messages' events do not
+wait: a receiver that rejects one message's events blocks only that message.
 """
 
 from __future__ import annotations
@@ -45,7 +48,6 @@ from wafile.core.callbacks import (
     message_document,
     retry_delay,
 )
-from wafile.core.jobs import DEFAULT_MAX_ATTEMPTS
 from wafile.core.message import Message
 from wafile.core.message_state import Effect, MessageState, Notify
 from wafile.crypto import Sealer
@@ -57,8 +59,8 @@ from wafile.services.outbound import check_callback_url
 
 __all__ = [
     "CALLBACK_KIND",
-    "MAX_ORDER_WAITS",
     "ORDER_WAIT",
+    "STUCK_AFTER",
     "CallbackService",
     "Prepared",
     "callbacks",
@@ -68,8 +70,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CALLBACK_KIND: Final = "callback.deliver"
-ORDER_WAIT: Final = timedelta(seconds=0.1)  # look again this soon for the earlier event
-MAX_ORDER_WAITS: Final = 50  # then send anyway (the earlier one's job may be stuck)
+# Look again this long after the earlier event's attempt is due (it runs then).
+ORDER_WAIT: Final = timedelta(seconds=0.1)
+STUCK_AFTER: Final = timedelta(minutes=10)  # an earlier delivery this overdue is skipped
 MAX_FILTERS: Final = 50
 SECRET_BYTES: Final = 32  # Standard Webhooks: 24 to 64 random bytes
 
@@ -87,7 +90,8 @@ class Prepared:
     url: str
     secret: str = field(default="", repr=False)  # in clear, for the signature only
     refused: str | None = None  # why no request is made (the attempt fails as that)
-    wait: bool = False  # an earlier event to this target is still untried
+    # An earlier event to this target is pending: look again at this time.
+    wait_until: datetime | None = None
     health: bool = True  # the outcome tells about the endpoint (not when it is disabled)
 
 
@@ -109,10 +113,8 @@ def _filters(events: Sequence[str] | None) -> tuple[str, ...]:
 async def _enqueue(
     jobs: JobRepository, payload: dict[str, object], run_at: datetime, now: datetime
 ) -> None:
-    # Room for the order waits (RetryLater counts as an attempt) before the queue's
-    # own retries of an unexpected error.
-    attempts = MAX_ORDER_WAITS + DEFAULT_MAX_ATTEMPTS
-    await jobs.enqueue(CALLBACK_KIND, payload, run_at, now=now, max_attempts=attempts)
+    # Order waits give their attempt back; the queue's own attempts are for errors.
+    await jobs.enqueue(CALLBACK_KIND, payload, run_at, now=now)
 
 
 class CallbackService:
@@ -364,8 +366,19 @@ class CallbackService:
             refused = refused or f"refused target: {exc.detail}"
         if refused is not None:
             return Prepared(delivery=delivery, url=url, refused=refused, health=health)
-        wait = not manual and await repo.earlier_untried(delivery)
-        return Prepared(delivery=delivery, url=url, secret=sealer.open(sealed), wait=wait)
+        wait_until = None if manual else await repo.earlier_pending(delivery)
+        if wait_until is not None and wait_until < now - STUCK_AFTER:
+            log.warning(
+                "delivery %s: not waiting for an earlier one overdue since %s",
+                delivery.id,
+                wait_until.isoformat(),
+            )
+            wait_until = None
+        if wait_until is not None:
+            wait_until = max(wait_until, now) + ORDER_WAIT
+        return Prepared(
+            delivery=delivery, url=url, secret=sealer.open(sealed), wait_until=wait_until
+        )
 
     async def record(
         self,
