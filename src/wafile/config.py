@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from wafile.core.callbacks import RETRY_SCHEDULE
+from wafile.core.ssrf import Allowlist, parse_allowlist
 from wafile.errors import ConfigError
 
 __all__ = ["LogFormat", "Settings", "load_settings"]
@@ -60,9 +61,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
     media_retention_days: float = Field(default=30, gt=0)
     link_lifetime_seconds: int = Field(default=3600, ge=1, le=366 * 24 * 3600)
-    # 0 turns the periodic retention sweep off (run `wafile media sweep` instead).
     # The signed link in a fallback SMS: people open SMS days later.
     sms_link_lifetime_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=366 * 24 * 3600)
+    # 0 turns the periodic retention sweep off (run `wafile media sweep` instead).
     sweep_interval_seconds: float = Field(default=3600, ge=0)
     # Job queue and workers (docs/jobs.md)
     embedded_worker: bool = True  # `wafile serve` runs one worker in-process
@@ -77,6 +78,16 @@ class Settings(BaseSettings):
     )
     callback_failing_after_seconds: float = Field(default=24 * 3600, gt=0)
     callback_allow_loopback_http: bool = False  # always allowed in sandbox mode
+    # Outbound requests to client-given URLs (remote files, callbacks): the SSRF guard
+    # (docs/configuration.md, "Remote files"). Hosts, `*.suffix`es and CIDRs, comma-separated.
+    outbound_allow: str = ""
+    outbound_allow_loopback: bool | None = None  # unset: on in sandbox mode, off otherwise
+    remote_connect_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    remote_read_timeout_seconds: float = Field(default=30, gt=0, le=3600)
+    remote_total_timeout_seconds: float = Field(default=300, gt=0, le=24 * 3600)
+    remote_max_redirects: int = Field(default=5, ge=0, le=20)
+    remote_per_host: int = Field(default=4, ge=1, le=1000)
+    remote_retries: int = Field(default=2, ge=0, le=10)
     s3_endpoint_url: str = ""
     s3_region: str = ""
     s3_access_key_id: str = ""
@@ -123,6 +134,12 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_SECRET_LEN} characters")
         return value
 
+    @field_validator("outbound_allow")
+    @classmethod
+    def _outbound_allow(cls, value: str) -> str:
+        parse_allowlist(value)  # ValueError names the bad entry
+        return value.strip()
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -134,6 +151,17 @@ class Settings(BaseSettings):
     def callback_loopback_ok(self) -> bool:
         """Whether callbacks may go to plain http on this machine (sandbox, local tests)."""
         return self.sandbox or self.callback_allow_loopback_http
+
+    @property
+    def outbound_loopback_ok(self) -> bool:
+        """Whether client-given URLs may reach this machine (sandbox, local tests)."""
+        if self.outbound_allow_loopback is None:
+            return self.sandbox
+        return self.outbound_allow_loopback
+
+    @property
+    def outbound_allowlist(self) -> Allowlist:
+        return parse_allowlist(self.outbound_allow)
 
     @property
     def effective_database_url(self) -> str:

@@ -9,6 +9,7 @@ own envelope (the native API as RFC 9457 problem+json). Nothing below raises
     WafileError                      500 internal_error
     ├── ConfigError                  500 config_error        (start-up only)
     ├── ServiceUnavailable           503 service_unavailable
+    │   └── RemoteUnavailable        502 remote_unavailable  (retry later)
     └── ClientError                  400 bad_request
         ├── EmptyFile                400 empty_file
         ├── MalformedUpload          400 malformed_upload
@@ -20,6 +21,7 @@ own envelope (the native API as RFC 9457 problem+json). Nothing below raises
         │   ├── ApiKeyNotFound       404 api_key_not_found
         │   ├── MediaNotFound        404 media_not_found
         │   ├── MessageNotFound      404 message_not_found
+        │   ├── ProviderNotFound     404 provider_not_found
         │   └── SenderNotFound       404 sender_not_found
         ├── MethodNotAllowed         405 method_not_allowed
         ├── Conflict                 409 conflict
@@ -29,7 +31,9 @@ own envelope (the native API as RFC 9457 problem+json). Nothing below raises
         ├── UnsupportedMediaType     415 unsupported_media_type
         ├── RangeNotSatisfiable      416 range_not_satisfiable
         └── ValidationFailed         422 validation_error
-            └── MediaTypeMismatch    422 media_type_mismatch
+            ├── MediaTypeMismatch    422 media_type_mismatch
+            ├── OutboundRefused      422 outbound_refused
+            └── RemoteRejected       422 remote_rejected
 """
 
 from __future__ import annotations
@@ -52,8 +56,12 @@ __all__ = [
     "MessageNotFound",
     "MethodNotAllowed",
     "NotFound",
+    "OutboundRefused",
     "PayloadTooLarge",
+    "ProviderNotFound",
     "RangeNotSatisfiable",
+    "RemoteRejected",
+    "RemoteUnavailable",
     "SenderExists",
     "SenderNotFound",
     "ServiceUnavailable",
@@ -229,6 +237,31 @@ class MediaTypeMismatch(ValidationFailed):
     """The claimed type contradicts the file's content."""
 
     code = "media_type_mismatch"
+
+
+class ProviderNotFound(NotFound):
+    """No such media provider in this account."""
+
+    code = "provider_not_found"
+
+
+class OutboundRefused(ValidationFailed):
+    """wafile does not connect to this URL."""
+
+    code = "outbound_refused"
+
+
+class RemoteRejected(ValidationFailed):
+    """The server holding the file refused to give it."""
+
+    code = "remote_rejected"
+
+
+class RemoteUnavailable(ServiceUnavailable):
+    """The server holding the file did not answer in time or failed."""
+
+    code = "remote_unavailable"
+    status = 502
 
 
 def catalogue() -> dict[str, type[WafileError]]:

@@ -21,6 +21,7 @@ from wafile.api.routers import (
     health,
     media,
     messages,
+    providers,
     senders,
     sms_senders,
     webhooks,
@@ -90,6 +91,7 @@ def create_app(
     app.include_router(media.router)
     app.include_router(media.links)
     app.include_router(senders.router)
+    app.include_router(providers.router)
     app.include_router(sms_senders.router)
     app.include_router(conversations.router)
     app.include_router(messages.router)

@@ -6,7 +6,16 @@ receiver must give its final URL), and only the start of the answer is read. The
 signature is the `standardwebhooks` package's: HMAC-SHA256 over
 `{webhook-id}.{webhook-timestamp}.{body}` with the base64-decoded secret.
 
-Nothing raises out of `post`: every outcome, a timeout included, is a `PostResult`.
+Every request goes through the SSRF guard (`guarded_http`): the receiver's name is
+resolved once, refused if any address is not public, and the POST goes to the
+checked address. Without a guard given, the default one lets a callback reach this
+machine only when its URL names it (`127.0.0.1`, `[::1]`, `localhost`), which the API
+accepts only in sandbox mode or with WAFILE_CALLBACK_ALLOW_LOOPBACK_HTTP; pass
+`guard=wafile.services.outbound.callback_guard_for(settings)` to apply the operator's
+allowlist too.
+
+Nothing raises out of `post`: every outcome, a timeout and a refusal included, is a
+`PostResult`.
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 from wafile import __version__
+from wafile.channels.guarded_http import GuardedTransport, OutboundGuard
+from wafile.errors import OutboundRefused
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -62,13 +73,25 @@ def signature_headers(secret: str, event_id: str, at: datetime, body: str) -> di
 
 
 class CallbackPoster:
-    def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        guard: OutboundGuard | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """`transport` replaces the guarded network transport (tests' MockTransport)."""
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        if transport is None:
+            transport = GuardedTransport(
+                guard or OutboundGuard(loopback_by_name=True), limits=limits
+            )
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(TOTAL_TIMEOUT, connect=CONNECT_TIMEOUT),
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            limits=limits,
             headers={"User-Agent": f"wafile/{__version__} (callbacks)"},
             transport=transport,
+            trust_env=False,  # a proxy would resolve the name itself, past the guard
         )
 
     async def __aenter__(self) -> Self:
@@ -107,6 +130,13 @@ class CallbackPoster:
             return PostResult(
                 status_code=None,
                 error=f"no answer within {TOTAL_TIMEOUT:g} s",
+                latency_ms=elapsed(),
+                response=None,
+            )
+        except OutboundRefused as exc:
+            return PostResult(
+                status_code=None,
+                error=f"refused: {exc.detail}"[:SNIPPET_CHARS],
                 latency_ms=elapsed(),
                 response=None,
             )

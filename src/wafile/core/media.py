@@ -26,6 +26,7 @@ class Media:
     whatsapp_sendable: bool
     whatsapp_sent_as: str | None
     whatsapp_reason: str
+    source_url: str | None = None  # the URL it was fetched from; None for an upload
 
     @property
     def blob_key(self) -> str:

@@ -36,6 +36,7 @@ def _media(row: MediaRow) -> Media:
         whatsapp_sendable=row.whatsapp_sendable,
         whatsapp_sent_as=row.whatsapp_sent_as,
         whatsapp_reason=row.whatsapp_reason,
+        source_url=row.source_url,
     )
 
 
@@ -70,6 +71,7 @@ class MediaRepository:
                 whatsapp_sendable=media.whatsapp_sendable,
                 whatsapp_sent_as=media.whatsapp_sent_as,
                 whatsapp_reason=media.whatsapp_reason,
+                source_url=media.source_url,
             )
         )
         await self._session.flush()

@@ -37,6 +37,7 @@ __all__ = [
     "ConversationWindowRow",
     "InboundMessageRow",
     "JobRow",
+    "MediaProviderRow",
     "MediaRow",
     "MessageEventRow",
     "MessageRow",
@@ -68,9 +69,9 @@ class AccountRow(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
     # The plan a send without `channels` follows, as the API takes it; NULL: WhatsApp only.
     default_channels: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+
 
 class ApiKeyRow(Base):
     __tablename__ = "api_keys"
@@ -117,6 +118,7 @@ class MediaRow(Base):
     whatsapp_sendable: Mapped[bool] = mapped_column(Boolean)
     whatsapp_sent_as: Mapped[str | None] = mapped_column(String(16), nullable=True)
     whatsapp_reason: Mapped[str] = mapped_column(Text)
+    source_url: Mapped[str | None] = mapped_column(Text, nullable=True)  # fetched from
 
     __table_args__ = (
         # Listing: an account's media newest first, paged by (created_at, id).
@@ -274,10 +276,10 @@ class MessageRow(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # core.plan.plan_to_json; NULL for messages from before plans (WhatsApp only).
     plan: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         UniqueConstraint("account_id", "idempotency_key"),
@@ -442,3 +444,24 @@ class CallbackAttemptRow(Base):
     response: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (Index("ix_callback_attempts_delivery", "delivery_id", "number"),)
+
+
+class MediaProviderRow(Base):
+    """A named credential for fetching an account's remote files; the secret only sealed."""
+
+    __tablename__ = "media_providers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("accounts.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16))
+    auth: Mapped[str] = mapped_column(String(16))  # basic | bearer
+    username: Mapped[str | None] = mapped_column(Text, nullable=True)
+    allowed: Mapped[list[str]] = mapped_column(JSON)
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("account_id", "name"),)

@@ -31,6 +31,7 @@ from wafile.clock import Clock
 from wafile.config import Settings
 from wafile.core.jobs import Job
 from wafile.media.store import BlobStore
+from wafile.services.outbound import callback_guard_for
 
 __all__ = [
     "Handler",
@@ -99,7 +100,7 @@ class WorkerDeps:
         if self.callbacks is not None:
             yield self.callbacks
             return
-        async with CallbackPoster() as client:
+        async with CallbackPoster(guard=callback_guard_for(self.settings)) as client:
             yield client
 
 

@@ -53,6 +53,7 @@ from wafile.logs import scrub
 from wafile.media.store import BlobStore
 from wafile.services.callbacks import CALLBACK_KIND
 from wafile.services.messages import DEADLINE_KIND, SEND_KIND
+from wafile.services.outbound import callback_guard_for
 from wafile.services.sms_webhooks import SMS_WEBHOOK_KIND
 from wafile.services.webhooks import INBOUND_MEDIA_KIND, WEBHOOK_KIND
 
@@ -464,7 +465,7 @@ async def run_worker(
         await _ensure_recurring(deps)
     async with (
         WhatsAppCloud() as cloud,
-        CallbackPoster() as poster,
+        CallbackPoster(guard=callback_guard_for(deps.settings)) as poster,
         TwilioSms() as sms,
         _wakeups(engine) as wake,
     ):

@@ -50,6 +50,7 @@ class Upload:
 
     claimed_type: str | None = None  # the `type` field or the raw body's Content-Type
     filename: str | None = None  # an explicit override (`filename` field)
+    source_url: str | None = None  # where wafile fetched it from (remote files)
 
 
 class MediaService:
@@ -68,11 +69,48 @@ class MediaService:
         now: datetime,
         retention: timedelta,
     ) -> Media:
+        tmp = await self.stage(store, chunks)
+        return await self.adopt(
+            session,
+            store,
+            tmp,
+            account_id=account.id,
+            ingest=ingest,
+            upload=upload,
+            now=now,
+            retention=retention,
+        )
+
+    async def stage(self, store: BlobStore, chunks: AsyncIterable[bytes]) -> str:
+        """Stream the bytes into a temporary object (no transaction needed); its key.
+
+        Nothing is left behind when the stream fails (too large, cut off).
+        """
         tmp = f"{UPLOAD_PREFIX}/{new_id('up')}"
         try:
             await _put(store, tmp, chunks)
+        except BaseException:
+            await _discard(store, tmp)
+            raise
+        return tmp
+
+    async def adopt(
+        self,
+        session: AsyncSession,
+        store: BlobStore,
+        tmp: str,
+        *,
+        account_id: str,
+        ingest: Ingest,
+        upload: Upload,
+        now: datetime,
+        retention: timedelta,
+    ) -> Media:
+        """Check a staged file like an upload and make it media, in `session`'s
+        transaction; the temporary object is moved into place or deleted."""
+        try:
             item = self._describe(
-                account=account, ingest=ingest, upload=upload, now=now, retention=retention
+                account_id=account_id, ingest=ingest, upload=upload, now=now, retention=retention
             )
             # Take the blob reference first: it locks the blob row until commit.
             await MediaRepository(session).add(item)
@@ -89,7 +127,7 @@ class MediaService:
     def _describe(
         self,
         *,
-        account: Account,
+        account_id: str,
         ingest: Ingest,
         upload: Upload,
         now: datetime,
@@ -115,7 +153,7 @@ class MediaService:
             raise ValidationFailed("filename is longer than 1024 characters")
         return Media(
             id=new_id("med"),
-            account_id=account.id,
+            account_id=account_id,
             filename=filename,
             mime_type=mime_type,
             category=str(route.category),
@@ -126,6 +164,7 @@ class MediaService:
             whatsapp_sendable=route.sendable,
             whatsapp_sent_as=str(route.sent_as) if route.sent_as else None,
             whatsapp_reason=route.reason,
+            source_url=upload.source_url,
         )
 
     async def get(self, session: AsyncSession, *, account: Account, media_id: str) -> Media:

@@ -1,4 +1,5 @@
-"""`/v1/media`: upload, look up, list, download, delete; `/f/{id}`: signed links."""
+"""`/v1/media`: upload, fetch from a URL, look up, list, download, delete; `/f/{id}`:
+signed links."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from wafile.api.cursors import decode_cursor, page_of
 from wafile.api.deps import ApiKeyAuth, ContextDep, SessionDep
@@ -18,6 +19,7 @@ from wafile.core.ranges import Unsatisfiable, parse_range
 from wafile.errors import RangeNotSatisfiable
 from wafile.media.ingest import multipart_boundary, too_large
 from wafile.services.media import Upload, media
+from wafile.services.remote_media import MAX_URL_LENGTH, remote_media
 
 router = APIRouter(prefix="/v1", tags=["media"])
 # Form fields and boundaries around the file; the file itself is counted exactly.
@@ -43,6 +45,22 @@ class MediaOut(BaseModel):
     url: str
     url_expires_at: datetime
     whatsapp: WhatsAppRoute
+    source_url: str | None = Field(
+        default=None, description="The URL wafile fetched the file from; null for an upload."
+    )
+
+
+class FetchIn(BaseModel):
+    url: str = Field(max_length=MAX_URL_LENGTH, description="http:// or https:// URL of the file.")
+    provider: str | None = Field(
+        default=None, description="A media provider's name: its credentials are sent."
+    )
+    filename: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Display name; else the origin's Content-Disposition, else the URL's "
+        "last path segment, else `file` with the type's extension.",
+    )
 
 
 class MediaPage(BaseModel):
@@ -75,6 +93,7 @@ def _out(ctx: ContextDep, item: Media) -> MediaOut:
             sent_as=item.whatsapp_sent_as,
             reason=item.whatsapp_reason,
         ),
+        source_url=item.source_url,
     )
 
 
@@ -131,6 +150,32 @@ async def upload_media(
         upload=upload,
         now=ctx.clock.now(),
         retention=s.media_retention,
+    )
+    return _out(ctx, item)
+
+
+@router.post(
+    "/media:fetch",
+    status_code=201,
+    response_model=MediaOut,
+    summary="Fetch a file from a URL into the media store",
+    responses=problem_responses(400, 401, 413, 415, 422, 502),
+)
+async def fetch_media(body: FetchIn, ctx: ContextDep, account: ApiKeyAuth) -> MediaOut:
+    """wafile downloads the file itself (through the SSRF guard, with the provider's
+    credentials if named), checks it like an upload and stores it."""
+    # No request session: the service opens short transactions of its own, so no
+    # database connection is held while the file streams in.
+    item = await remote_media.fetch(
+        ctx.sessions,
+        ctx.store,
+        ctx.settings,
+        account_id=account.id,
+        url=body.url,
+        provider=body.provider,
+        filename=body.filename,
+        now=ctx.clock.now(),
+        sealer=ctx.sealer,
     )
     return _out(ctx, item)
 
