@@ -159,6 +159,7 @@ def message_document(
         "to": message.to,
         "sender_id": message.sender_id,
         "media_id": message.media_id,
+        "media_url": message.media_url,
         "filename": message.filename,
         "caption": message.caption,
         "reference": message.reference,

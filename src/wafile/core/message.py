@@ -17,7 +17,7 @@ class Message:
     account_id: str
     sender_id: str
     to: str  # E.164
-    media_id: str
+    media_id: str | None  # None until `media_url` is fetched
     filename: str
     caption: str | None
     reply_to: str | None
@@ -30,3 +30,5 @@ class Message:
     created_at: datetime
     updated_at: datetime
     plan: Plan  # the channels it tries, in order, each with its sender
+    media_url: str | None = None  # a remote file: the worker fetches it before sending
+    provider: str | None = None  # the media provider whose credentials fetch it

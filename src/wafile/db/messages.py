@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -44,6 +44,8 @@ def _message(row: MessageRow) -> Message:
         created_at=row.created_at,
         updated_at=row.updated_at,
         plan=plan_from_json(row.plan) if row.plan else _whatsapp_only(row.sender_id),
+        media_url=row.media_url,
+        provider=row.provider,
     )
 
 
@@ -76,6 +78,8 @@ class MessageRepository:
             created_at=message.created_at,
             updated_at=message.updated_at,
             plan=plan_to_json(message.plan),
+            media_url=message.media_url,
+            provider=message.provider,
         )
         if message.idempotency_key is None:  # nothing else can collide: no savepoint
             self._session.add(row)
@@ -148,6 +152,19 @@ class MessageRepository:
             .where(MessageRow.id == message_id)
             .values(status=status, updated_at=now)
         )
+
+    async def attach_media(self, message_id: str, media_id: str, filename: str) -> bool:
+        """Set the fetched file of a send by URL, unless another run set it first; the
+        filename only if the request gave none."""
+        row = MessageRow
+        result = await self._session.execute(
+            update(row)
+            .where(row.id == message_id, row.media_id.is_(None))
+            .values(
+                media_id=media_id, filename=func.coalesce(func.nullif(row.filename, ""), filename)
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
 
     async def events(self, message_id: str) -> list[StoredEvent]:
         stmt = (

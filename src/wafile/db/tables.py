@@ -266,7 +266,10 @@ class MessageRow(Base):
     # (retention deletes media; history stays).
     sender_id: Mapped[str] = mapped_column(String(40))
     to_number: Mapped[str] = mapped_column(String(32))
-    media_id: Mapped[str] = mapped_column(String(40))
+    # NULL until the worker has fetched media_url (with the named provider's credentials).
+    media_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    media_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    provider: Mapped[str | None] = mapped_column(String(200), nullable=True)
     filename: Mapped[str] = mapped_column(Text)
     caption: Mapped[str | None] = mapped_column(Text, nullable=True)
     reply_to: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -29,8 +29,16 @@ from wafile.crypto import Sealer
 from wafile.db.engine import transaction
 from wafile.dispatch.jobs import JobContext, RetryLater
 from wafile.dispatch.send_slot import wait_for_send_slot
+from wafile.errors import ServiceUnavailable, WafileError
 from wafile.services.media import media
-from wafile.services.messages import SendPlan, SmsSendPlan, messages
+from wafile.services.messages import (
+    PendingFetch,
+    SendPlan,
+    SmsSendPlan,
+    content_refusal,
+    messages,
+)
+from wafile.services.remote_media import remote_media
 from wafile.services.sms_webhooks import sms_status_url
 
 __all__ = ["deadline_job", "send_job"]
@@ -46,6 +54,14 @@ async def send_job(job: Job, ctx: JobContext) -> None:
         plan = await messages.prepare_send(
             session, sealer, message_id=message_id, attempt=attempt, now=ctx.now
         )
+    if isinstance(plan, PendingFetch):
+        if not await _fetch(job, ctx, plan, message_id, attempt):
+            return
+        async with transaction(ctx.deps.sessions) as session:
+            plan = await messages.prepare_send(
+                session, sealer, message_id=message_id, attempt=attempt, now=ctx.now
+            )
+        assert not isinstance(plan, PendingFetch)
     if plan is None:
         return  # superseded, already sent, or the message is final
     if isinstance(plan, SmsSendPlan):
@@ -112,6 +128,51 @@ async def send_job(job: Job, ctx: JobContext) -> None:
     else:
         log.info("message %s attempt %d not sent: %s", message_id, attempt, event)
         await messages.apply(ctx.session, message_id, event, source="send", now=ctx.now)
+
+
+async def _fetch(
+    job: Job, ctx: JobContext, pending: PendingFetch, message_id: str, attempt: int
+) -> bool:
+    """Fetch a send by URL's file into the media store; False when the message failed.
+
+    An origin that is down or slow is retried with the queue's backoff; a refusal (4xx,
+    too big, a type WhatsApp and wafile do not take, a URL the SSRF guard refuses) fails
+    the message: no channel can send a file wafile does not have.
+    """
+    try:
+        item = await remote_media.fetch(
+            ctx.deps.sessions,
+            ctx.deps.store,
+            ctx.deps.settings,
+            account_id=pending.account_id,
+            url=pending.url,
+            provider=pending.provider,
+            filename=pending.filename,
+            now=ctx.now,
+        )
+    except ServiceUnavailable as exc:
+        if job.attempts_left > 0:
+            wait = exc.extra.get("retry_after")
+            if isinstance(wait, int | float):
+                raise RetryLater(float(wait), f"fetching media_url: {exc.detail}") from exc
+            raise  # the queue's backoff
+        code, why = exc.extra.get("origin_status"), f"fetching media_url: {exc.detail}"
+    except WafileError as exc:
+        code, why = exc.extra.get("origin_status"), f"fetching media_url: {exc.detail}"
+    else:
+        async with transaction(ctx.deps.sessions) as session:
+            await messages.attach_media(session, message_id=message_id, media=item)
+        return True
+    event = SendFailed(
+        at=ctx.deps.clock.now(),
+        attempt=attempt,
+        disposition=Disposition.FAIL,
+        code=code if isinstance(code, int) else None,
+        reason=why,
+    )
+    log.info("message %s: %s", message_id, why)
+    await messages.apply(ctx.session, message_id, event, source="fetch", now=ctx.now)
+    return False
 
 
 async def _sms_attempt(job: Job, ctx: JobContext, plan: SmsSendPlan, attempt: int) -> None:
@@ -197,6 +258,10 @@ class _Refused(Exception):
 
 async def _send_whatsapp(plan: SendPlan, ctx: JobContext, uploaded: list[str]) -> str:
     message, item = plan.message, plan.media
+    if message.media_url is not None:  # a stored file was checked when accepted
+        refused = content_refusal(item, message.caption, message.template)
+        if refused is not None:  # another channel (SMS: a link) may still carry it
+            raise _Refused(Disposition.FALL_BACK, refused)
     kind = item.whatsapp_sent_as or "document"
     to = whatsapp_id(message.to)
     template = message.template

@@ -38,6 +38,7 @@ from wafile.core.message_state import (
 from wafile.core.phones import InvalidNumber, to_e164, whatsapp_id
 from wafile.core.plan import Channel, Plan, PlanStep, Success, make_plan
 from wafile.core.provider_errors import classify_sms, classify_whatsapp
+from wafile.core.providers import allows as provider_allows
 from wafile.core.senders import Sender, SmsSecrets, SmsSender, WhatsAppSecrets
 from wafile.core.sms_text import check_sms_text
 from wafile.core.whatsapp_messages import CAPTION_MAX, CAPTIONED, TEMPLATE_HEADERS
@@ -48,11 +49,13 @@ from wafile.db.accounts import AccountRepository
 from wafile.db.jobs import JobRepository
 from wafile.db.media import MediaRepository
 from wafile.db.messages import DuplicateKey, MessageRepository, StoredEvent
+from wafile.db.providers import ProviderRepository
 from wafile.db.webhooks import WebhookRepository
 from wafile.errors import (
     Conflict,
     MediaNotFound,
     MessageNotFound,
+    ProviderNotFound,
     SenderNotFound,
     ValidationFailed,
 )
@@ -67,8 +70,10 @@ __all__ = [
     "MessageService",
     "MessageView",
     "NewMessage",
+    "PendingFetch",
     "SendPlan",
     "SmsSendPlan",
+    "content_refusal",
     "messages",
     "status_report",
 ]
@@ -85,7 +90,11 @@ WHATSAPP_ONLY: tuple[dict[str, Any], ...] = ({"channel": "whatsapp"},)
 @dataclass(frozen=True, kw_only=True, slots=True)
 class NewMessage:
     to: str
-    media_id: str
+    media_id: str | None = None
+    # A remote file instead (exactly one of the two): fetched by the worker before the
+    # first send, with the named media provider's credentials.
+    media_url: str | None = None
+    provider: str | None = None
     sender: str | None = None
     filename: str | None = None
     caption: str | None = None
@@ -96,6 +105,16 @@ class NewMessage:
     # The plan in the API's shape: [{channel, success?, fallback_time?, sender?, text?}];
     # None: the account's default plan.
     channels: tuple[dict[str, Any], ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PendingFetch:
+    """A send by URL whose file is not in the media store yet."""
+
+    account_id: str
+    url: str
+    provider: str | None
+    filename: str | None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -153,11 +172,11 @@ class MessageService:
         except InvalidNumber as exc:
             raise ValidationFailed(f"to: {exc}") from None
         plan = await self._plan(session, account, request)
-        media = await MediaRepository(session).get(request.media_id, account_id=account.id)
-        if media is None:
-            raise MediaNotFound(f"media_id: no media {request.media_id!r} in this account")
-        if any(step.channel is Channel.WHATSAPP for step in plan):
-            _check_content(media, request)
+        media = await self._media(session, account, request)
+        if media is not None and any(step.channel is Channel.WHATSAPP for step in plan):
+            why = content_refusal(media, request.caption, request.template)
+            if why is not None:
+                raise ValidationFailed(why)
         # A new message starts from the plan's initial state: no log to replay and no
         # row to lock, so acceptance is a handful of inserts (the hot path of the API).
         accepted = Accepted(at=now)
@@ -168,8 +187,11 @@ class MessageService:
             sender_id=plan[0].sender_id or "",
             plan=plan,
             to=to,
-            media_id=media.id,
-            filename=request.filename or media.filename,
+            media_id=media.id if media is not None else None,
+            media_url=request.media_url,
+            provider=request.provider,
+            # A fetched file's name is known once fetched (Content-Disposition, URL).
+            filename=request.filename or (media.filename if media is not None else ""),
             caption=request.caption,
             reply_to=request.reply_to,
             template=request.template,
@@ -201,6 +223,38 @@ class MessageService:
                 "this Idempotency-Key was used for a different request in the last 24 hours"
             )
         return await self._view(session, earlier)
+
+    async def _media(
+        self, session: AsyncSession, account: Account, request: NewMessage
+    ) -> Media | None:
+        """The stored file a send names; None for a send by URL (fetched later)."""
+        if (request.media_id is None) == (request.media_url is None):
+            raise ValidationFailed("give exactly one of media_id and media_url")
+        if request.media_id is None:
+            if request.provider is not None:
+                found = await ProviderRepository(session).get_by_name(account.id, request.provider)
+                if found is None:
+                    raise ProviderNotFound(
+                        f"provider: no media provider {request.provider!r} in this account"
+                    )
+                assert request.media_url is not None
+                if not provider_allows(found[0].allowed, request.media_url):
+                    raise ValidationFailed(
+                        f"media_url: provider {request.provider!r} is restricted to other hosts"
+                    )
+            if request.caption is not None and len(request.caption) > CAPTION_MAX:
+                raise ValidationFailed(f"caption: longer than WhatsApp's {CAPTION_MAX} characters")
+            return None
+        if request.provider is not None:
+            raise ValidationFailed("provider: only with media_url")
+        media = await MediaRepository(session).get(request.media_id, account_id=account.id)
+        if media is None:
+            raise MediaNotFound(f"media_id: no media {request.media_id!r} in this account")
+        return media
+
+    async def attach_media(self, session: AsyncSession, *, message_id: str, media: Media) -> None:
+        """The fetched file becomes the message's (the first fetch wins a race)."""
+        await MessageRepository(session).attach_media(message_id, media.id, media.filename)
 
     async def set_default_plan(
         self,
@@ -364,8 +418,9 @@ class MessageService:
 
     async def prepare_send(
         self, session: AsyncSession, sealer: Sealer, *, message_id: str, attempt: int, now: datetime
-    ) -> SendPlan | SmsSendPlan | None:
-        """What the send job needs; None when the attempt should not send any more."""
+    ) -> SendPlan | SmsSendPlan | PendingFetch | None:
+        """What the send job needs; None when the attempt should not send any more;
+        `PendingFetch` when a send by URL must fetch its file first."""
         repo = MessageRepository(session)
         message = await repo.get(message_id)
         if message is None:
@@ -373,6 +428,15 @@ class MessageService:
         if not should_send(_replay(message, await repo.events(message_id)), attempt):
             return None
         step = message.plan[attempt]
+        if message.media_id is None:
+            if message.media_url is None:
+                raise MediaNotFound(f"message {message_id} has no file")
+            return PendingFetch(
+                account_id=message.account_id,
+                url=message.media_url,
+                provider=message.provider,
+                filename=message.filename or None,
+            )
         media = await MediaRepository(session).get(message.media_id, account_id=None)
         if media is None:
             raise MediaNotFound(f"the file of message {message_id} is gone (retention?)")
@@ -499,26 +563,24 @@ def _request_hash(request: NewMessage) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _check_content(media: Media, request: NewMessage) -> None:
-    """Refuse at once what WhatsApp would refuse later."""
+def content_refusal(
+    media: Media, caption: str | None, template: dict[str, Any] | None
+) -> str | None:
+    """Why WhatsApp would refuse this file with this caption and template, if it would:
+    checked at once for a stored file, by the send job for a fetched one."""
     if not media.whatsapp_sendable or media.whatsapp_sent_as is None:
-        raise ValidationFailed(
-            f"media_id: WhatsApp cannot carry this file: {media.whatsapp_reason}"
-        )
-    if request.caption is not None:
-        if len(request.caption) > CAPTION_MAX:
-            raise ValidationFailed(f"caption: longer than WhatsApp's {CAPTION_MAX} characters")
+        return f"media_id: WhatsApp cannot carry this file: {media.whatsapp_reason}"
+    if caption is not None:
+        if len(caption) > CAPTION_MAX:
+            return f"caption: longer than WhatsApp's {CAPTION_MAX} characters"
         if media.whatsapp_sent_as not in CAPTIONED:
-            raise ValidationFailed(
-                f"caption: WhatsApp shows none on {media.whatsapp_sent_as} files"
-            )
-    if request.template is not None:
+            return f"caption: WhatsApp shows none on {media.whatsapp_sent_as} files"
+    if template is not None:
         if media.whatsapp_sent_as not in TEMPLATE_HEADERS:
-            raise ValidationFailed(
-                f"template: a template header cannot carry a {media.whatsapp_sent_as}"
-            )
+            return f"template: a template header cannot carry a {media.whatsapp_sent_as}"
         if media.whatsapp_sent_as == "document" and media.mime_type != "application/pdf":
-            raise ValidationFailed("template: WhatsApp template document headers take PDF only")
+            return "template: WhatsApp template document headers take PDF only"
+    return None
 
 
 messages = MessageService()

@@ -14,7 +14,7 @@ from wafile.api.problems import problem_responses
 from wafile.core.plan import MAX_FALLBACK_TIME, MIN_FALLBACK_TIME
 from wafile.core.sms_text import BODY_MAX
 from wafile.services.messages import MessageView, NewMessage, messages
-from wafile.services.outbound import check_callback_url
+from wafile.services.outbound import check_callback_url, guard_for
 
 router = APIRouter(prefix="/v1", tags=["messages"])
 
@@ -54,11 +54,24 @@ class ChannelIn(BaseModel):
 
 
 class MessageIn(BaseModel):
-    # Unknown fields are refused, not ignored: `media_url` and the like come with later
-    # releases and must not be silently dropped.
+    # Unknown fields are refused, not ignored: a misspelt or future field must not be
+    # silently dropped.
     model_config = ConfigDict(extra="forbid")
     to: str = Field(description="The recipient, with country code (+4917612345678).")
-    media_id: str = Field(description="A file in this account's media store.")
+    media_id: str | None = Field(
+        default=None, description="A file in this account's media store (or media_url)."
+    )
+    media_url: str | None = Field(
+        default=None,
+        max_length=8192,
+        description="A file on the web (or media_id): wafile fetches it into its store "
+        "before sending, and sends it from there.",
+    )
+    provider: str | None = Field(
+        default=None,
+        max_length=200,
+        description="With media_url: the media provider whose credentials fetch it.",
+    )
     sender: str | None = Field(default=None, description="Sender name; default: the default.")
     filename: str | None = Field(default=None, max_length=1024)
     caption: str | None = None
@@ -113,7 +126,8 @@ class MessageOut(BaseModel):
     status: str
     to: str
     sender_id: str
-    media_id: str
+    media_id: str | None = Field(description="null until a media_url is fetched")
+    media_url: str | None
     filename: str
     caption: str | None
     reference: str | None
@@ -133,6 +147,7 @@ def _out(view: MessageView) -> MessageOut:
         to=m.to,
         sender_id=m.sender_id,
         media_id=m.media_id,
+        media_url=m.media_url,
         filename=m.filename,
         caption=m.caption,
         reference=m.reference,
@@ -200,12 +215,16 @@ async def send_message(
             allow_loopback_http=ctx.settings.callback_loopback_ok,
             field="callback_url",
         )
+    if body.media_url is not None:  # its form now; where it resolves, when fetched
+        guard_for(ctx.settings).check_url(body.media_url, field="media_url")
     view, created = await messages.accept(
         session,
         account=account,
         request=NewMessage(
             to=body.to,
             media_id=body.media_id,
+            media_url=body.media_url,
+            provider=body.provider,
             sender=body.sender,
             filename=body.filename,
             caption=body.caption,
