@@ -18,6 +18,7 @@ from wafile.cli.emulator import emulator_app
 from wafile.cli.media import media_app
 from wafile.cli.send import send
 from wafile.cli.senders import senders_app
+from wafile.cli.webhooks import webhooks_app
 from wafile.cli.worker import worker
 from wafile.config import Settings
 from wafile.core.hosts import is_loopback
@@ -43,6 +44,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(media_app, name="media")
 app.add_typer(senders_app, name="senders")
 app.add_typer(emulator_app, name="emulator")
+app.add_typer(webhooks_app, name="webhooks")
 app.command()(worker)
 app.command()(send)
 
