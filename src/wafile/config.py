@@ -36,6 +36,10 @@ class LogFormat(StrEnum):
 LogLevel = Annotated[str, Field(pattern=r"^(?i:debug|info|warning|error|critical)$")]
 
 
+# The vendor dialects wafile serves (wafile.api.dialects), by URL prefix.
+DIALECT_NAMES = ("insider", "telesign", "99digital", "commbox", "sinch")
+
+
 class Settings(BaseSettings):
     """All of wafile's options. Build with `load_settings()`, not directly."""
 
@@ -88,6 +92,8 @@ class Settings(BaseSettings):
     remote_max_redirects: int = Field(default=5, ge=0, le=20)
     remote_per_host: int = Field(default=4, ge=1, le=1000)
     remote_retries: int = Field(default=2, ge=0, le=10)
+    # Mount this vendor dialect at the root too (docs/dialects.md); "" for none.
+    dialect_at_root: str = ""
     s3_endpoint_url: str = ""
     s3_region: str = ""
     s3_access_key_id: str = ""
@@ -139,6 +145,14 @@ class Settings(BaseSettings):
     def _outbound_allow(cls, value: str) -> str:
         parse_allowlist(value)  # ValueError names the bad entry
         return value.strip()
+
+    @field_validator("dialect_at_root")
+    @classmethod
+    def _dialect_at_root(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value and value not in DIALECT_NAMES:
+            raise ValueError(f"must be one of {', '.join(DIALECT_NAMES)}, or empty")
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wafile import __version__
 from wafile.api.context import AppContext
+from wafile.api.dialects import mount_dialects
 from wafile.api.metrics import HttpMetrics
 from wafile.api.middleware import RequestContextMiddleware
 from wafile.api.problems import install_problem_handlers
@@ -99,4 +100,5 @@ def create_app(
     app.include_router(endpoints.router)
     if emulators is not None:
         mount_sandbox(app, emulators)
+    mount_dialects(app, ctx)  # last: a dialect at the root comes after every native route
     return app

@@ -1,0 +1,53 @@
+"""Callback formats: the shape and the signature of what an endpoint receives.
+
+wafile's own format (`standard`) is the event document of `core.callbacks`, signed the
+Standard Webhooks way. A vendor dialect adds its vendor's format here: `build` turns
+the native event document into the vendor's body (or None: the vendor reports nothing
+for this event), `sign` gives the vendor's signature headers for the raw body. Both are
+pure; the body is built when the event happens and stored, so every retry sends the
+same bytes, and signed at each attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Final
+
+__all__ = ["FORMATS", "STANDARD", "CallbackFormat", "Signer", "format_named"]
+
+# (raw body, the endpoint's secret, the event id, the time of this attempt) -> headers
+Signer = Callable[[bytes, str, str, datetime], dict[str, str]]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CallbackFormat:
+    name: str
+    # The vendor's body for one native event document; None: nothing to send for it.
+    build: Callable[[dict[str, Any]], dict[str, Any] | None]
+    # The vendor's signature headers; None: Standard Webhooks (the channel signs).
+    sign: Signer | None = None
+
+
+STANDARD: Final = "standard"
+
+
+def _native(event: dict[str, Any]) -> dict[str, Any]:
+    return event
+
+
+_FORMATS: dict[str, CallbackFormat] = {
+    STANDARD: CallbackFormat(name=STANDARD, build=_native),
+}
+FORMATS: Final[Mapping[str, CallbackFormat]] = MappingProxyType(_FORMATS)
+
+
+def format_named(name: str) -> CallbackFormat:
+    """The format; `ValueError` for an unknown name."""
+    try:
+        return FORMATS[name]
+    except KeyError:
+        known = ", ".join(sorted(FORMATS))
+        raise ValueError(f"unknown callback format {name!r} (known: {known})") from None
