@@ -6,7 +6,11 @@ failing endpoints and manual redelivery."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,8 @@ from tests.support import (
     make_settings,
 )
 from wafile.config import Settings
+from wafile.core import callback_formats
+from wafile.core.callback_formats import CallbackFormat
 
 # Fast retries, so a receiver outage and a used-up schedule fit in a test.
 SCHEDULE = (0.0, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3)
@@ -320,3 +326,49 @@ async def test_down_receiver_is_retried_a_redirect_is_not_followed_failing_and_r
         assert event["id"] == delivery["event_id"]
         healed = (await http.get(f"/v1/webhooks/{moved_endpoint['id']}")).json()
         assert healed["failing"] is False and healed["failing_since"] is None
+
+
+async def test_an_endpoint_in_a_vendor_format_gets_that_shape_and_signature(
+    live_server: LiveServer,
+    engine: AsyncEngine,
+    receiver: tuple[Receiver, AppServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a dialect plugs in: a format shapes (or skips) each event and signs it."""
+
+    def build(event: dict[str, Any]) -> dict[str, Any] | None:
+        if event["subject"] != "message":
+            return None  # this vendor reports the message only
+        return {"ref": event["message"]["id"], "state": event["status"]}
+
+    def sign(body: bytes, secret: str, event_id: str, at: datetime) -> dict[str, str]:
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        return {"X-Vendor-Signature": digest, "X-Vendor-Event": event_id}
+
+    monkeypatch.setitem(
+        callback_formats._FORMATS, "vendor", CallbackFormat(name="vendor", build=build, sign=sign)
+    )
+    rec, server = receiver
+    key = await sandbox_sender(engine, live_server)
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        media_id = await setup(http)
+        await open_window(http, PHONE)
+        unknown = await http.post("/v1/webhooks", json={"url": server.url, "format": "nope"})
+        assert "format" in assert_problem(unknown, 422, "validation_error")["detail"]
+        made = await http.post("/v1/webhooks", json={"url": f"{server.url}/v", "format": "vendor"})
+        assert made.status_code == 201 and made.json()["format"] == "vendor"
+        secret = made.json()["secret"]
+        message_id = await send(http, media_id)
+        await until_status(http, message_id, {"read"}, "the message read")
+
+        async def read_reported() -> bool:
+            return any(b'"state":"read"' in body for _, body in rec.at("/v"))
+
+        await eventually(read_reported, "the vendor's read callback", seconds=WAIT)
+        got = rec.at("/v")
+        assert [json.loads(b)["state"] for _, b in got] == ["in_progress", "delivered", "read"]
+        for headers, body in got:
+            assert json.loads(body)["ref"] == message_id
+            expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            assert headers["x-vendor-signature"] == expected
+            assert "webhook-signature" not in headers

@@ -106,12 +106,20 @@ class CallbackPoster:
         await self._http.aclose()
 
     async def post(
-        self, url: str, body: str, *, event_id: str, secret: str, at: datetime
+        self,
+        url: str,
+        body: str,
+        *,
+        event_id: str,
+        secret: str,
+        at: datetime,
+        signed: dict[str, str] | None = None,
     ) -> PostResult:
-        """Send `body` (JSON) signed with `secret` (`whsec_...`) as of `at`."""
+        """Send `body` (JSON) signed with `secret` (`whsec_...`) as of `at`, the Standard
+        Webhooks way, or with the `signed` headers a vendor's format made instead."""
         headers = {
             "Content-Type": "application/json",
-            **signature_headers(secret, event_id, at, body),
+            **(signed if signed is not None else signature_headers(secret, event_id, at, body)),
         }
         started = time.monotonic()
 

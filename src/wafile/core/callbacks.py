@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
+from wafile.core.callback_formats import STANDARD
 from wafile.core.message import Message
 from wafile.core.message_state import AttemptStatus, MessageState, MessageStatus, Notify
 
@@ -83,6 +84,7 @@ class Endpoint:
     last_attempt_at: datetime | None
     last_status_code: int | None
     last_error: str | None
+    format: str = STANDARD  # core.callback_formats: what it receives, how it is signed
 
     @property
     def failing(self) -> bool:

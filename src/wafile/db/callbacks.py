@@ -40,6 +40,7 @@ def _endpoint(row: WebhookEndpointRow) -> Endpoint:
         last_attempt_at=row.last_attempt_at,
         last_status_code=row.last_status_code,
         last_error=row.last_error,
+        format=row.format,
     )
 
 
@@ -90,6 +91,7 @@ class CallbackRepository:
                 events=list(endpoint.events),
                 description=endpoint.description,
                 enabled=endpoint.enabled,
+                format=endpoint.format,
                 sealed_secret=sealed_secret,
                 created_at=endpoint.created_at,
                 updated_at=endpoint.updated_at,

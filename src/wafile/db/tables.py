@@ -368,6 +368,8 @@ class WebhookEndpointRow(Base):
     sealed_secret: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # core.callback_formats: "standard", or a vendor dialect's shape and signature.
+    format: Mapped[str] = mapped_column(String(32), server_default="standard")
     # Health: the first failed attempt since the last success, and since when the
     # endpoint counts as failing (services/callbacks.py says when).
     failures_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -59,13 +59,20 @@ async def deliver_callback(job: Job, ctx: JobContext) -> None:
             response=None,
         )
     else:
+        delivery, sign = prepared.delivery, prepared.sign
+        signed = (
+            sign(delivery.body.encode(), prepared.secret, delivery.event_id, requested_at)
+            if sign is not None
+            else None
+        )
         async with ctx.deps.callback_client() as poster:
             result = await poster.post(
                 prepared.url,
-                prepared.delivery.body,
-                event_id=prepared.delivery.event_id,
+                delivery.body,
+                event_id=delivery.event_id,
                 secret=prepared.secret,
                 at=requested_at,
+                signed=signed,
             )
         attempt = DeliveryAttempt(
             number=0,  # numbered when recorded

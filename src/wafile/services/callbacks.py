@@ -32,11 +32,12 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.accounts import Account
+from wafile.core.callback_formats import FORMATS, STANDARD, Signer, format_named
 from wafile.core.callbacks import (
     Delivery,
     DeliveryAttempt,
@@ -92,7 +93,25 @@ class Prepared:
     refused: str | None = None  # why no request is made (the attempt fails as that)
     # An earlier event to this target is pending: look again at this time.
     wait_until: datetime | None = None
+    # The endpoint's format's signature headers; None: Standard Webhooks.
+    sign: Signer | None = None
     health: bool = True  # the outcome tells about the endpoint (not when it is disabled)
+
+
+def _bodies(event: dict[str, Any], formats: set[str]) -> dict[str, str | None]:
+    """The event's body in each of these formats, built once per format."""
+    built: dict[str, str | None] = {}
+    for name in formats:
+        known = FORMATS.get(name)
+        if known is None:  # a dialect this version no longer has: never fail the event
+            log.warning("callback format %r is unknown: its endpoints get nothing", name)
+        shaped = known.build(event) if known is not None else None
+        built[name] = None if shaped is None else _json(shaped)
+    return built
+
+
+def _json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
 
 def _filters(events: Sequence[str] | None) -> tuple[str, ...]:
@@ -132,8 +151,17 @@ class CallbackService:
         enabled: bool,
         allow_loopback_http: bool,
         now: datetime,
+        format: str = STANDARD,
     ) -> tuple[Endpoint, str]:
-        """Add an endpoint; (endpoint, its signing secret: shown this once)."""
+        """Add an endpoint; (endpoint, its signing secret: shown this once).
+
+        `format` names what it receives and how it is signed (core.callback_formats):
+        the native event, or a vendor dialect's callback.
+        """
+        try:
+            format_named(format)
+        except ValueError as exc:
+            raise ValidationFailed(f"format: {exc}") from None
         endpoint = Endpoint(
             id=new_id("whe"),
             account_id=account.id,
@@ -148,6 +176,7 @@ class CallbackService:
             last_attempt_at=None,
             last_status_code=None,
             last_error=None,
+            format=format,
         )
         secret = new_secret()
         await CallbackRepository(session).add_endpoint(endpoint, sealed_secret=sealer.seal(secret))
@@ -254,15 +283,15 @@ class CallbackService:
         deliveries: list[Delivery] = []
         for notice in notices:
             event_id = new_id("evt")
-            body = json.dumps(
-                event_document(event_id, notice, document),
-                ensure_ascii=False,
-                separators=(",", ":"),
-            )
-            targets: list[tuple[str | None, str]] = []
+            event = event_document(event_id, notice, document)
+            matching = [e for e in endpoints if filter_matches(e.events, notice.type)]
+            bodies = _bodies(event, {e.format for e in matching})
+            targets: list[tuple[str | None, str, str]] = []
             if message.callback_url:
-                targets.append((None, message.callback_url))
-            targets += [(e.id, e.url) for e in endpoints if filter_matches(e.events, notice.type)]
+                targets.append((None, message.callback_url, _json(event)))
+            # An endpoint whose format has nothing to say about this event gets nothing
+            # (a vendor reports fewer events than wafile has).
+            targets += [(e.id, e.url, b) for e in matching if (b := bodies[e.format]) is not None]
             deliveries += [
                 Delivery(
                     id=new_id("dlv"),
@@ -281,7 +310,7 @@ class CallbackService:
                     last_attempt_at=None,
                     delivered_at=None,
                 )
-                for endpoint_id, url in targets
+                for endpoint_id, url, body in targets
             ]
         await repo.add_deliveries(deliveries)
         jobs = JobRepository(session)
@@ -345,12 +374,15 @@ class CallbackService:
             return None  # a manual redelivery got it through meanwhile
         refused: str | None = None
         health = True
+        sign: Signer | None = None
         if delivery.endpoint_id is not None:
             found = await repo.endpoint_with_secret(delivery.endpoint_id, account_id=None)
             if found is None:
                 return None
             endpoint, sealed = found
             url = endpoint.url
+            known = FORMATS.get(endpoint.format)
+            sign = known.sign if known is not None else None
             if not endpoint.enabled:
                 refused, health = "the endpoint is disabled", False
         else:
@@ -377,7 +409,11 @@ class CallbackService:
         if wait_until is not None:
             wait_until = max(wait_until, now) + ORDER_WAIT
         return Prepared(
-            delivery=delivery, url=url, secret=sealer.open(sealed), wait_until=wait_until
+            delivery=delivery,
+            url=url,
+            secret=sealer.open(sealed),
+            wait_until=wait_until,
+            sign=sign,
         )
 
     async def record(

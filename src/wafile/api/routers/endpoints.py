@@ -33,6 +33,12 @@ class EndpointIn(BaseModel):
     events: list[str] | None = Field(default=None, max_length=50, description=EVENTS_HELP)
     description: str | None = Field(default=None, max_length=500)
     enabled: bool = True
+    format: str = Field(
+        default="standard",
+        max_length=32,
+        description="What it receives and how it is signed: `standard` (wafile's events, "
+        "Standard Webhooks) or a vendor dialect's callback shape (docs/dialects.md).",
+    )
 
 
 class EndpointPatch(BaseModel):
@@ -49,6 +55,7 @@ class EndpointOut(BaseModel):
     events: list[str]
     description: str | None
     enabled: bool
+    format: str
     failing: bool = Field(description="Deliveries have kept failing (see docs/api.md).")
     failing_since: datetime | None
     last_attempt_at: datetime | None
@@ -109,6 +116,7 @@ def _endpoint(e: Endpoint) -> EndpointOut:
         events=list(e.events),
         description=e.description,
         enabled=e.enabled,
+        format=e.format,
         failing=e.failing,
         failing_since=e.failing_since,
         last_attempt_at=e.last_attempt_at,
@@ -169,6 +177,7 @@ async def add_endpoint(
         enabled=body.enabled,
         allow_loopback_http=ctx.settings.callback_loopback_ok,
         now=ctx.clock.now(),
+        format=body.format,
     )
     return EndpointCreated(**_endpoint(endpoint).model_dump(), secret=secret)
 
