@@ -67,8 +67,9 @@ class SmsWebhookService:
         body: bytes,
         signature: str | None,
         now: datetime,
-    ) -> str:
-        """Check, store and queue one status callback; the receipt id."""
+    ) -> str | None:
+        """Check, store and queue one status callback; the receipt id (None: a status
+        that only says the SMS is on its way, which changes nothing and is not kept)."""
         _, secrets = await senders.sms_with_secrets(session, sealer, sender_id)
         if not signature:
             raise Unauthorized(f"missing {SIGNATURE_HEADER}")
@@ -77,8 +78,12 @@ class SmsWebhookService:
         except UnicodeDecodeError:
             raise ValidationFailed("the callback body is not UTF-8") from None
         url = sms_status_url(settings, sender_id)
-        if not verify_twilio_signature(secrets.auth_token, url, _params(text), signature):
+        params = _params(text)
+        if not verify_twilio_signature(secrets.auth_token, url, params, signature):
             raise Unauthorized(f"{SIGNATURE_HEADER} does not match {url} and the form fields")
+        status = (params.get("MessageStatus") or params.get("SmsStatus") or [""])[-1]
+        if status not in SMS_STATUSES:  # queued, sending, accepted...: no job for nothing
+            return None
         receipt_id = new_id("whr")
         await WebhookRepository(session).add_receipt(receipt_id, sender_id, text, now)
         await JobRepository(session).enqueue(
