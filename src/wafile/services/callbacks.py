@@ -74,6 +74,8 @@ CALLBACK_KIND: Final = "callback.deliver"
 # Look again this long after the earlier event's attempt is due (it runs then).
 ORDER_WAIT: Final = timedelta(seconds=0.1)
 STUCK_AFTER: Final = timedelta(minutes=10)  # an earlier delivery this overdue is skipped
+# A healthy endpoint's last_attempt_at is kept to this resolution (see _health).
+HEALTH_RESOLUTION: Final = timedelta(seconds=1)
 MAX_FILTERS: Final = 50
 SECRET_BYTES: Final = 32  # Standard Webhooks: 24 to 64 random bytes
 
@@ -495,6 +497,15 @@ class CallbackService:
             "last_error": attempt.error,
         }
         if attempt.error is None:
+            # A healthy endpoint's row is written at most once a HEALTH_RESOLUTION: on
+            # PostgreSQL each write locks the row to commit, which would serialise every
+            # worker's deliveries to one busy endpoint.
+            fresh = endpoint.last_attempt_at is not None and (
+                attempt.requested_at - endpoint.last_attempt_at < HEALTH_RESOLUTION
+            )
+            healthy = endpoint.failures_since is None and endpoint.failing_since is None
+            if healthy and fresh and endpoint.last_status_code == attempt.status_code:
+                return
             await repo.update_endpoint(endpoint_id, failures_since=None, failing_since=None, **last)
             return
         since = endpoint.failures_since or attempt.requested_at
