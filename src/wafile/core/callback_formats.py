@@ -16,6 +16,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final
 
+from wafile.core.vendor_callbacks import insider
+
 __all__ = ["FORMATS", "STANDARD", "CallbackFormat", "Signer", "format_named"]
 
 # (raw body, the endpoint's secret, the event id, the time of this attempt) -> headers
@@ -40,6 +42,7 @@ def _native(event: dict[str, Any]) -> dict[str, Any]:
 
 _FORMATS: dict[str, CallbackFormat] = {
     STANDARD: CallbackFormat(name=STANDARD, build=_native),
+    insider.FORMAT: CallbackFormat(name=insider.FORMAT, build=insider.build),
 }
 FORMATS: Final[Mapping[str, CallbackFormat]] = MappingProxyType(_FORMATS)
 

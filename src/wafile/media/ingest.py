@@ -96,10 +96,11 @@ class Ingest:
         self._finish()
 
     async def multipart(
-        self, body: AsyncIterable[bytes], *, boundary: bytes
+        self, body: AsyncIterable[bytes], *, boundary: bytes, file_field: str = FILE_FIELD
     ) -> AsyncIterator[bytes]:
-        """Yield the bytes of the `file` part while parsing the rest of the form."""
-        reader = _FormReader(boundary)
+        """Yield the bytes of the `file` part (a dialect may name it otherwise, e.g.
+        CommBox's `pic`) while parsing the rest of the form."""
+        reader = _FormReader(boundary, file_field)
         async for chunk in body:
             try:
                 reader.parser.write(chunk)
@@ -115,7 +116,7 @@ class Ingest:
         if not reader.ended:
             raise MalformedUpload("the multipart body is truncated (no closing boundary)")
         if not reader.file_seen:
-            raise ValidationFailed(f"the form has no `{FILE_FIELD}` part")
+            raise ValidationFailed(f"the form has no `{file_field}` part")
         self.filename = reader.filename
         self.part_type = reader.part_type
         self.fields = reader.fields
@@ -133,7 +134,8 @@ def _whatwg_unescape(name: str | None) -> str | None:
 class _FormReader:
     """python-multipart callbacks → the file part's data and the small text fields."""
 
-    def __init__(self, boundary: bytes) -> None:
+    def __init__(self, boundary: bytes, file_field: str = FILE_FIELD) -> None:
+        self.file_field = file_field
         self.file_data: list[bytes] = []
         self.fields: dict[str, str] = {}
         self.filename: str | None = None
@@ -188,9 +190,9 @@ class _FormReader:
         _, params = parse_options_header(raw)
         name = params.get(b"name", b"").decode("utf-8", "replace")
         self._part = name
-        if name == FILE_FIELD:
+        if name == self.file_field:
             if self.file_seen:
-                self.problem = MalformedUpload(f"more than one `{FILE_FIELD}` part")
+                self.problem = MalformedUpload(f"more than one `{self.file_field}` part")
                 return
             self.file_seen = True
             self._is_file = True

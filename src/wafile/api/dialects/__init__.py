@@ -13,11 +13,16 @@ from types import ModuleType
 from fastapi import FastAPI
 
 from wafile.api.context import AppContext
+from wafile.api.dialects import commbox, digital99, insider
 
 __all__ = ["DIALECTS", "mount_dialects"]
 
 # name -> module with `create_app(ctx)`; the URL prefix is the name.
-DIALECTS: dict[str, ModuleType] = {}
+DIALECTS: dict[str, ModuleType] = {
+    "insider": insider,
+    "commbox": commbox,
+    "99digital": digital99,
+}
 
 
 def mount_dialects(app: FastAPI, ctx: AppContext) -> None:

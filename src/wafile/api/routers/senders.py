@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from wafile.api.deps import ApiKeyAuth, ContextDep, SessionDep
+from wafile.api.dialects.commbox import stream_id
 from wafile.api.problems import problem_responses
 from wafile.core.senders import (
     DEFAULT_GRAPH_URL,
@@ -63,6 +64,10 @@ class SenderOut(BaseModel):
     default: bool
     default_templates: list[DefaultTemplateIn]
     webhook_url: str = Field(description="Configure this as the app's webhook at Meta.")
+    commbox_stream_id: str = Field(
+        description="This sender as a CommBox stream: the `ENCRYPTED_STREAM_ID` of the "
+        "`/commbox` dialect's paths."
+    )
     created_at: datetime
 
 
@@ -94,6 +99,7 @@ def _out(ctx: ContextDep, sender: Sender) -> SenderOut:
             for t in w.default_templates
         ],
         webhook_url=f"{ctx.settings.effective_public_url}/webhooks/whatsapp/{sender.id}",
+        commbox_stream_id=stream_id(ctx.settings.secret_key, sender.id),
         created_at=sender.created_at,
     )
 

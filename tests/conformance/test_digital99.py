@@ -1,0 +1,198 @@
+"""99digital (seed 002) under `/99digital`, over real HTTP on SQLite and PostgreSQL: the
+page's sendFile request (its body link served by a test origin on 127.0.0.1) refused
+while the client has not written, then, once getTimers shows the window open, answered
+in the page's response shape with the file in the emulator phone's inbox; sendTemplate
+for a client outside the window; hostile variants, each a FAIL with its reason, never
+problem+json."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tests.integration.test_messages import CONTROL, CREDS
+from tests.support import AppServer, LiveServer, eventually, make_key
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n%" + b"d" * 3000 + b"\ntrailer<<>>\n%%EOF\n"
+FROM = CREDS.whatsapp_display_number  # the sandbox sender, as digits
+TO = "972507654321"  # a number on the page (its "to" example, 972501234567, is not in use)
+OTHER = "972523456789"  # a client who never wrote
+WAIT = 20.0
+SEND_FILE_KEYS = {
+    "status",
+    "unique",
+    "body",
+    "caption",
+    "timestamp",
+    "from",
+    "to",
+    "templateTimeLeft",
+    "conversationTimeLeft",
+    "reason",
+}
+
+
+@pytest.fixture
+def origin() -> Iterator[AppServer]:
+    """The business's file server (the page's pubs.usgs.gov)."""
+
+    async def serve(request: Request) -> Response:
+        return Response(PDF, media_type="application/pdf")
+
+    with AppServer(Starlette(routes=[Route("/{path:path}", serve)])) as server:
+        yield server
+
+
+def fail(resp: httpx.Response, reason: int, status: int = 200) -> None:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"] == "application/json"
+    body = resp.json()
+    assert body["status"] == "FAIL" and body["reason"] == reason, body
+    assert isinstance(body["message"], str)
+
+
+async def timers(http: httpx.AsyncClient, key: str, number: str) -> dict[str, Any]:
+    resp = await http.post(
+        "/99digital/whatsapp/v2/getTimers", json={"apiKey": key, "from": FROM, "number": number}
+    )
+    assert resp.status_code == 200, resp.text
+    return dict(resp.json())
+
+
+async def inbox(http: httpx.AsyncClient, number: str) -> list[dict[str, Any]]:
+    return list((await http.get(f"{CONTROL}/phones/{number}/inbox")).json()["messages"])
+
+
+async def test_send_file_inside_the_window_and_a_template_outside(
+    live_server: LiveServer, sandbox_key: str, origin: AppServer
+) -> None:
+    link = f"{origin.url}/dds/dds-057/ReadMe.pdf"
+    async with live_server.client() as http:
+        await http.patch(f"{CONTROL}/settings", json={"pair_rate_limit": False})
+        page_request = {
+            "apiKey": sandbox_key,
+            "from": FROM,
+            "to": TO,
+            "body": link,
+            "caption": "The text you sent",
+            "showRequest": 1,
+            "localStorage": 1,
+        }
+        closed = await timers(http, sandbox_key, TO)
+        assert closed == {
+            "status": "OK",
+            "number": TO,
+            "templateTimeLeft": "0",
+            "conversationTimeLeft": 0,
+            "reason": 1,
+        }
+        refused = await http.post("/99digital/whatsapp/v2/sendFile", json=page_request)
+        fail(refused, 5)
+
+        wrote = await http.post(
+            f"{CONTROL}/phones/{TO}/messages", json={"to": FROM, "text": "hello"}
+        )
+        assert wrote.status_code == 201, wrote.text
+
+        async def opened() -> bool:
+            return int((await timers(http, sandbox_key, TO))["templateTimeLeft"]) > 1400
+
+        await eventually(opened, "getTimers showing the open window", seconds=WAIT)
+        sent = await http.post("/99digital/whatsapp/v2/sendFile", json=page_request)
+        assert sent.status_code == 200, sent.text
+        out = sent.json()
+        assert set(out) == SEND_FILE_KEYS | {"originalRequest"}
+        assert (out["status"], out["reason"], out["conversationTimeLeft"]) == ("OK", 1, 0)
+        assert isinstance(out["unique"], str) and isinstance(out["timestamp"], int)
+        assert (out["body"], out["caption"], out["from"], out["to"]) == (
+            link,
+            "The text you sent",
+            FROM,
+            TO,
+        )
+        assert 1400 < int(out["templateTimeLeft"]) <= 1440
+        assert out["originalRequest"] == {k: v for k, v in page_request.items() if k != "apiKey"}
+
+        async def arrived(number: str) -> bool:
+            return bool(await inbox(http, number))
+
+        await eventually(lambda: arrived(TO), "the file in the client's inbox", seconds=WAIT)
+        [got] = await inbox(http, TO)
+        assert got["type"] == "document" and got["caption"] == "The text you sent"
+        assert got["sha256"] == hashlib.sha256(PDF).hexdigest()
+
+        # Without showRequest: no originalRequest. Outside the window: sendTemplate.
+        template = await http.post(
+            "/99digital/whatsapp/v2/sendTemplate",
+            json={
+                "apiKey": sandbox_key,
+                "from": FROM,
+                "to": OTHER,
+                "name": "file_delivery",
+                "headerType": 5,
+                "headerLink": link,
+                "bodyVariable1": "ReadMe",
+            },
+        )
+        assert template.status_code == 200, template.text
+        shaped = template.json()
+        assert set(shaped) == SEND_FILE_KEYS - {"caption"}
+        assert shaped["status"] == "OK" and shaped["templateTimeLeft"] == "0"
+        await eventually(lambda: arrived(OTHER), "the template in the inbox", seconds=WAIT)
+        [got] = await inbox(http, OTHER)
+        assert got["type"] == "template" and got["sha256"] == hashlib.sha256(PDF).hexdigest()
+
+
+async def test_hostile_requests_fail_with_their_reason(
+    live_server: LiveServer, engine: AsyncEngine, sandbox_key: str, origin: AppServer
+) -> None:
+    stranger = await make_key(engine, "other")
+    link = f"{origin.url}/ReadMe.pdf"
+    good = {"apiKey": sandbox_key, "from": FROM, "to": TO, "body": link}
+    async with live_server.client() as http:
+
+        async def send_file(**change: Any) -> httpx.Response:
+            body = {**good, **change}
+            body = {k: v for k, v in body.items() if v is not None}
+            return await http.post("/99digital/whatsapp/v2/sendFile", json=body)
+
+        fail(await send_file(apiKey=None), 3)  # missing
+        fail(await send_file(apiKey="wrong"), 3)
+        fail(await send_file(apiKey=stranger), 2)  # a key of an account without that number
+        fail(await send_file(**{"from": "972771234567"}), 2)
+        fail(await send_file(**{"from": None}), 2)
+        fail(await send_file(to="12"), 4)
+        fail(await send_file(to=None), 4)
+        fail(await send_file(to="972501234567-1600000000@g.us"), 8)
+        fail(await send_file(body=None), 6)
+        fail(await send_file(body="ftp://example.com/ReadMe.pdf"), 6)
+        fail(await send_file(body=f"{origin.url}/setup.exe"), 7)
+        fail(await send_file(showRequest="yes"), 9)
+        fail(await send_file(to=12), 4)  # wrong type
+        fail(await http.post("/99digital/whatsapp/v2/sendFile", content=b"{not json"), 9)
+
+        async def send_template(**change: Any) -> httpx.Response:
+            body = {**good, "name": "file_delivery", "headerType": 5, "headerLink": link}
+            body.pop("body")
+            return await http.post("/99digital/whatsapp/v2/sendTemplate", json={**body, **change})
+
+        fail(await send_template(headerType=1), 9)  # no header: no file
+        fail(await send_template(headerLink=None), 6)
+        fail(await send_template(bodyVariable2="b"), 9)  # bodyVariable1 missing
+        resp = await http.post(
+            "/99digital/whatsapp/v2/getTimers", json={"apiKey": sandbox_key, "from": FROM}
+        )
+        fail(resp, 4)
+        fail(await http.post("/99digital/whatsapp/v2/nowhere", json=good), 1 + 8, 404)
+        fail(await http.get("/99digital/whatsapp/v2/sendFile"), 9, 405)
+        listed = await http.get("/v1/messages", headers={"Authorization": f"Bearer {sandbox_key}"})
+        assert listed.json()["data"] == []
