@@ -270,6 +270,9 @@ def catalogue() -> dict[str, type[WafileError]]:
     stack: list[type[WafileError]] = [WafileError]
     while stack:
         cls = stack.pop()
-        found[cls.code] = cls
+        # A dialect may subclass an error to carry its vendor's details; it keeps the
+        # code of the class it refines, which stays the one in the catalogue.
+        if cls.__module__ == __name__:
+            found[cls.code] = cls
         stack.extend(cls.__subclasses__())
     return found

@@ -16,7 +16,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final
 
-from wafile.core.vendor_callbacks import insider
+from wafile.core.vendor_callbacks import insider, sinch, telesign
 
 __all__ = ["FORMATS", "STANDARD", "CallbackFormat", "Signer", "format_named"]
 
@@ -43,6 +43,8 @@ def _native(event: dict[str, Any]) -> dict[str, Any]:
 _FORMATS: dict[str, CallbackFormat] = {
     STANDARD: CallbackFormat(name=STANDARD, build=_native),
     insider.FORMAT: CallbackFormat(name=insider.FORMAT, build=insider.build),
+    telesign.FORMAT: CallbackFormat(name=telesign.FORMAT, build=telesign.build, sign=telesign.sign),
+    sinch.FORMAT: CallbackFormat(name=sinch.FORMAT, build=sinch.build),
 }
 FORMATS: Final[Mapping[str, CallbackFormat]] = MappingProxyType(_FORMATS)
 

@@ -13,7 +13,7 @@ from types import ModuleType
 from fastapi import FastAPI
 
 from wafile.api.context import AppContext
-from wafile.api.dialects import commbox, digital99, insider
+from wafile.api.dialects import commbox, digital99, insider, sinch, telesign
 
 __all__ = ["DIALECTS", "mount_dialects"]
 
@@ -22,6 +22,8 @@ DIALECTS: dict[str, ModuleType] = {
     "insider": insider,
     "commbox": commbox,
     "99digital": digital99,
+    "telesign": telesign,
+    "sinch": sinch,
 }
 
 
