@@ -36,5 +36,23 @@ async def test_send_and_wait_until_delivered(
     assert not_on_whatsapp.returncode == 1
     assert "failed" in not_on_whatsapp.stdout and "131026" in not_on_whatsapp.stderr
 
+    # With an SMS fallback the same number gets the file after all, by SMS.
+    by_sms = run(
+        tmp_path,
+        "send",
+        str(file),
+        "--to",
+        "+12015550103",
+        "--sms-after",
+        "60",
+        "--wait",
+        "--json",
+        env=env,
+    )
+    fell_back = json.loads(by_sms.stdout)
+    assert fell_back["status"] == "delivered", by_sms.stderr
+    assert [a["channel"] for a in fell_back["attempts"]] == ["whatsapp", "sms"]
+    assert "sms: delivered" in by_sms.stderr
+
     bad = run(tmp_path, "send", str(file), "--to", "12345", env=env, ok=False)
     assert bad.returncode == 1 and "422" in bad.stderr and "Traceback" not in bad.stderr

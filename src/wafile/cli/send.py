@@ -1,5 +1,5 @@
-"""`wafile send FILE --to NUMBER`: upload a file and send it over WhatsApp, and with
-`--wait` follow it live until it is read, delivered or failed."""
+"""`wafile send FILE --to NUMBER`: upload a file and send it over WhatsApp (then SMS with
+`--sms-after`), and with `--wait` follow it live until it is read, delivered or failed."""
 
 from __future__ import annotations
 
@@ -40,6 +40,15 @@ def send(
     template: Annotated[
         str | None, typer.Option(help="Approved template carrying the file (closed window).")
     ] = None,
+    sms_after: Annotated[
+        float | None,
+        typer.Option(
+            "--sms-after",
+            min=1,
+            help="Seconds to wait for WhatsApp delivery before an SMS with a link goes out "
+            "(also at once if WhatsApp fails). Default: the account's default plan.",
+        ),
+    ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the message until it is final.")
     ] = False,
@@ -63,6 +72,11 @@ def send(
                     body[key] = value
             if template is not None:
                 body["template"] = {"name": template, "parameters": [caption or item["filename"]]}
+            if sms_after is not None:
+                body["channels"] = [
+                    {"channel": "whatsapp", "fallback_time": sms_after},
+                    {"channel": "sms"},
+                ]
             # One key per invocation: a network retry inside never sends twice.
             message = await api.send_message(body, idempotency_key=secrets.token_hex(16))
             if not wait:
