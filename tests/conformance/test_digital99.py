@@ -8,6 +8,7 @@ problem+json."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,13 +20,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.integration.test_messages import CONTROL, CREDS
+from tests.integration.callback_receiver import Receiver
+from tests.integration.test_messages import CONTROL, CREDS, open_window
 from tests.support import AppServer, LiveServer, eventually, make_key
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n%" + b"d" * 3000 + b"\ntrailer<<>>\n%%EOF\n"
 FROM = CREDS.whatsapp_display_number  # the sandbox sender, as digits
 TO = "972507654321"  # a number on the page (its "to" example, 972501234567, is not in use)
 OTHER = "972523456789"  # a client who never wrote
+READER = "12015550101"  # an emulator phone that reads what it gets
 WAIT = 20.0
 SEND_FILE_KEYS = {
     "status",
@@ -195,4 +198,100 @@ async def test_hostile_requests_fail_with_their_reason(
         fail(await http.post("/99digital/whatsapp/v2/nowhere", json=good), 1 + 8, 404)
         fail(await http.get("/99digital/whatsapp/v2/sendFile"), 9, 405)
         listed = await http.get("/v1/messages", headers={"Authorization": f"Bearer {sandbox_key}"})
+        assert listed.json()["data"] == []
+
+
+WEBHOOK_KEYS = {"status", "url", "system", "systemPhoneAlert", "retry", "readStatus", "reason"}
+
+
+async def test_set_webhook_gets_sent_delivered_and_read_hooks(
+    live_server: LiveServer,
+    sandbox_key: str,
+    origin: AppServer,
+    receiver: tuple[Receiver, AppServer],
+) -> None:
+    rec, hooks = receiver
+    url = f"{hooks.url}/99digital"
+    auth = {"apiKey": sandbox_key, "from": FROM}
+    native = {"Authorization": f"Bearer {sandbox_key}"}
+    async with live_server.client(headers=native) as http:
+
+        async def call(path: str, **body: Any) -> dict[str, Any]:
+            resp = await http.post(f"/99digital/whatsapp/v2/{path}", json={**auth, **body})
+            assert resp.status_code == 200, resp.text
+            assert resp.headers["content-type"] == "application/json"
+            out = dict(resp.json())
+            assert out["status"] == "OK", out
+            return out
+
+        assert await call("getWebhook") == {
+            "status": "OK",
+            "url": "",
+            "system": 0,
+            "systemPhoneAlert": "",
+            "retry": 1,
+            "readStatus": 0,
+            "reason": 1,
+        }
+        set_off = await call("setWebhook", url=url, system=1, systemPhoneAlert=TO)
+        assert set(set_off) == WEBHOOK_KEYS
+        assert (set_off["url"], set_off["readStatus"], set_off["retry"]) == (url, 0, 1)
+        on = await call("setWebhook", url=url, readStatus=1, retry=1)
+        assert on == {**set_off, "readStatus": 1}
+        assert await call("getWebhook") == on
+        # One 99digital endpoint per account, a native endpoint in that format.
+        [endpoint] = (await http.get("/v1/webhooks")).json()["data"]
+        assert (endpoint["format"], endpoint["url"], endpoint["enabled"]) == (
+            "99digital",
+            url,
+            True,
+        )
+
+        await open_window(http, "+" + READER)
+        sent = await call(
+            "sendFile", to=READER, body=f"{origin.url}/ReadMe.pdf", caption="your invoice"
+        )
+        assert sent["status"] == "OK"
+
+        def received() -> list[dict[str, Any]]:
+            return [json.loads(body) for _, body in rec.at("/99digital")]
+
+        async def read() -> bool:
+            return any(h["hook"] == "read" for h in received())
+
+        await eventually(read, "the read hook at the webhook URL", seconds=WAIT)
+        got = received()
+        assert [h["hook"] for h in got] == ["sent", "delivered", "read"]
+        for hook in got:
+            assert set(hook) == {"status", "hook", "unique", "to", "timestamp"}
+            assert (hook["status"], hook["unique"], hook["to"]) == ("OK", sent["unique"], READER)
+            assert hook["timestamp"].isdigit()
+
+        # A blank url clears the webhook (and removes the endpoint).
+        cleared = await call("setWebhook", url=" ")
+        assert (cleared["url"], cleared["readStatus"]) == ("", 0)
+        assert (await http.get("/v1/webhooks")).json()["data"] == []
+
+
+async def test_set_webhook_refusals_are_fails(
+    live_server: LiveServer, engine: AsyncEngine, sandbox_key: str
+) -> None:
+    stranger = await make_key(engine, "other")
+    good = {"apiKey": sandbox_key, "from": FROM, "url": "https://example.com/hook"}
+    async with live_server.client() as http:
+
+        async def set_webhook(**change: Any) -> httpx.Response:
+            body = {k: v for k, v in {**good, **change}.items() if v is not None}
+            return await http.post("/99digital/whatsapp/v2/setWebhook", json=body)
+
+        fail(await set_webhook(apiKey="wrong"), 3)
+        fail(await set_webhook(apiKey=stranger), 2)
+        fail(await set_webhook(url=None), 6)
+        fail(await set_webhook(url="ftp://example.com/hook"), 6)
+        fail(await set_webhook(readStatus=2), 9)
+        fail(await set_webhook(systemPhoneAlert=",".join([TO] * 6)), 9)
+        fail(await set_webhook(systemPhoneAlert="12"), 4)
+        fail(await http.post("/99digital/whatsapp/v2/getWebhook", json={"from": FROM}), 3)
+        fail(await http.get("/99digital/whatsapp/v2/getWebhook"), 9, 405)
+        listed = await http.get("/v1/webhooks", headers={"Authorization": f"Bearer {sandbox_key}"})
         assert listed.json()["data"] == []

@@ -25,6 +25,7 @@ from wafile.api.routers import (
     providers,
     senders,
     sms_senders,
+    usage,
     webhooks,
 )
 from wafile.api.sandbox import mount_sandbox, sandbox_emulators
@@ -98,6 +99,7 @@ def create_app(
     app.include_router(messages.router)
     app.include_router(webhooks.router)
     app.include_router(endpoints.router)
+    app.include_router(usage.router)
     if emulators is not None:
         mount_sandbox(app, emulators)
     mount_dialects(app, ctx)  # last: a dialect at the root comes after every native route

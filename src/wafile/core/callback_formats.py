@@ -16,7 +16,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final
 
-from wafile.core.vendor_callbacks import insider, sinch, telesign
+from wafile.core.vendor_callbacks import digital99, insider, sinch, telesign
 
 __all__ = ["FORMATS", "STANDARD", "CallbackFormat", "Signer", "format_named"]
 
@@ -45,6 +45,7 @@ _FORMATS: dict[str, CallbackFormat] = {
     insider.FORMAT: CallbackFormat(name=insider.FORMAT, build=insider.build),
     telesign.FORMAT: CallbackFormat(name=telesign.FORMAT, build=telesign.build, sign=telesign.sign),
     sinch.FORMAT: CallbackFormat(name=sinch.FORMAT, build=sinch.build),
+    digital99.FORMAT: CallbackFormat(name=digital99.FORMAT, build=digital99.build),
 }
 FORMATS: Final[Mapping[str, CallbackFormat]] = MappingProxyType(_FORMATS)
 

@@ -3,7 +3,10 @@
 - `POST /whatsapp/v2/sendFile`: a file by link, only inside the 24-hour window;
 - `POST /whatsapp/v2/sendTemplate`: a template whose header carries the file, for sends
   outside it;
-- `POST /whatsapp/v2/getTimers`: the minutes left in the window.
+- `POST /whatsapp/v2/getTimers`: the minutes left in the window;
+- `POST /whatsapp/v2/setWebhook` / `getWebhook`: the account's 99digital-format webhook
+  endpoint (core.vendor_callbacks.digital99), whose `readStatus` turns the sent,
+  delivered and read hooks on.
 
 Every call is JSON via POST with `apiKey` (a wafile API key) in the body, and `from`,
 the business number as digits, picks the account's WhatsApp sender. Answers carry
@@ -31,9 +34,12 @@ from wafile.api.context import AppContext
 from wafile.api.deps import ContextDep, SessionDep
 from wafile.api.dialects.base import DialectError, account_for_key, dialect_app
 from wafile.core.accounts import Account
+from wafile.core.callbacks import Endpoint
 from wafile.core.phones import InvalidNumber, to_e164
 from wafile.core.senders import Sender
+from wafile.core.vendor_callbacks.digital99 import FORMAT
 from wafile.errors import OutboundRefused, SenderNotFound, ValidationFailed
+from wafile.services.callbacks import callbacks
 from wafile.services.messages import NewMessage, messages
 from wafile.services.outbound import guard_for
 from wafile.services.senders import senders
@@ -54,6 +60,9 @@ FORMATS = frozenset(
 )  # fmt: skip
 HEADER_TYPES = {3: "image", 4: "video", 5: "document"}  # 1: no header
 BODY_VARIABLES = 10
+MAX_PHONE_ALERTS = 5  # setWebhook's systemPhoneAlert: up to 5 numbers
+# The status hooks are the only events a 99digital endpoint gets (build skips the rest).
+WEBHOOK_EVENTS = ("attempt.*",)
 
 
 class Reason(IntEnum):
@@ -109,6 +118,18 @@ class SendTemplateIn(_Base):
 
 class GetTimersIn(_Base):
     number: str = Field(max_length=64)
+
+
+class GetWebhookIn(_Base):
+    pass
+
+
+class SetWebhookIn(_Base):
+    url: str = Field(max_length=2048)  # " " (blank) clears it
+    system: Annotated[int, Field(ge=0, le=1)] = 0
+    systemPhoneAlert: str | None = Field(default=None, max_length=200)
+    readStatus: Annotated[int, Field(ge=0, le=1)] = 0
+    retry: Annotated[int, Field(ge=0, le=1)] = 0
 
 
 async def _sender_of(session: AsyncSession, ctx: AppContext, body: _Base) -> tuple[Account, Sender]:
@@ -273,6 +294,80 @@ async def get_timers(body: GetTimersIn, ctx: ContextDep, session: SessionDep) ->
     }
 
 
+# Webhook ----------------------------------------------------------------------
+
+
+async def _webhook(session: AsyncSession, account: Account) -> Endpoint | None:
+    found = await callbacks.list_endpoints(session, account=account)
+    return next((e for e in found if e.format == FORMAT), None)
+
+
+def _webhook_out(endpoint: Endpoint | None) -> dict[str, Any]:
+    """getWebhook's answer. wafile has no system notifications (`system` 0) and always
+    retries a failed delivery (`retry` 1); `readStatus` is whether the endpoint is on,
+    as the status hooks are all it receives (see docs/dialects.md)."""
+    return {
+        "status": "OK",
+        "url": endpoint.url if endpoint else "",
+        "system": 0,
+        "systemPhoneAlert": "",
+        "retry": 1,
+        "readStatus": int(endpoint is not None and endpoint.enabled),
+        "reason": int(Reason.OK),
+    }
+
+
+@router.post("/setWebhook")
+async def set_webhook(body: SetWebhookIn, ctx: ContextDep, session: SessionDep) -> dict[str, Any]:
+    account, _ = await _sender_of(session, ctx, body)
+    alerts = [n for n in (body.systemPhoneAlert or "").split(",") if n.strip()]
+    if len(alerts) > MAX_PHONE_ALERTS:
+        raise Fail(Reason.INVALID, f"systemPhoneAlert: at most {MAX_PHONE_ALERTS} numbers")
+    for number in alerts:
+        _number("systemPhoneAlert", number.strip())
+    url = body.url.strip()
+    endpoint = await _webhook(session, account)
+    loopback, now = ctx.settings.callback_loopback_ok, ctx.clock.now()
+    try:
+        if not url:
+            if endpoint is not None:
+                await callbacks.delete_endpoint(session, account=account, endpoint_id=endpoint.id)
+            return _webhook_out(None)
+        if endpoint is None:
+            endpoint, _ = await callbacks.create_endpoint(
+                session,
+                ctx.sealer,
+                account=account,
+                url=url,
+                events=WEBHOOK_EVENTS,
+                description="99digital webhook (set by POST /99digital/whatsapp/v2/setWebhook)",
+                enabled=bool(body.readStatus),
+                allow_loopback_http=loopback,
+                now=now,
+                format=FORMAT,
+            )
+        else:
+            endpoint = await callbacks.update_endpoint(
+                session,
+                account=account,
+                endpoint_id=endpoint.id,
+                url=url,
+                events=WEBHOOK_EVENTS,
+                enabled=bool(body.readStatus),
+                allow_loopback_http=loopback,
+                now=now,
+            )
+    except ValidationFailed as exc:
+        raise Fail(Reason.BAD_LINK, exc.detail) from None
+    return _webhook_out(endpoint)
+
+
+@router.post("/getWebhook")
+async def get_webhook(body: GetWebhookIn, ctx: ContextDep, session: SessionDep) -> dict[str, Any]:
+    account, _ = await _sender_of(session, ctx, body)
+    return _webhook_out(await _webhook(session, account))
+
+
 # Errors -----------------------------------------------------------------------
 
 _FIELD_REASONS = {
@@ -282,6 +377,7 @@ _FIELD_REASONS = {
     "number": Reason.BAD_NUMBER,
     "body": Reason.BAD_LINK,
     "headerLink": Reason.BAD_LINK,
+    "url": Reason.BAD_LINK,
 }
 
 
