@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from wafile.clock import FixedClock
 from wafile.config import Settings
-from wafile.core.jobs import Backoff, Job, JobState, backoff_delay
+from wafile.core.jobs import Backoff, Job, JobState, Priority, backoff_delay
 from wafile.core.media import blob_key
 from wafile.db.engine import create_engine, session_factory, transaction
 from wafile.db.jobs import JobRepository
@@ -111,6 +111,21 @@ async def test_claim_takes_due_jobs_oldest_first_up_to_the_limit(
     assert [j.id for j in first] == [ids[4], ids[3]]
     rest = await claim(sessions, "w2", T0, limit=10)
     assert [j.id for j in rest] == [ids[2], ids[1], ids[0]]
+
+
+async def test_a_higher_priority_goes_first_among_due_jobs_only(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    backlog = [await enqueue(sessions, "test.a", run_at=T0 - timedelta(seconds=s)) for s in (9, 8)]
+    timer = await enqueue(sessions, "test.a", run_at=T0, priority=Priority.TIMER)
+    fallback = await enqueue(sessions, "test.a", run_at=T0, priority=Priority.FALLBACK)
+    later = await enqueue(sessions, "test.a", run_at=T0 + timedelta(seconds=1), priority=99)
+    first = await claim(sessions, "w1", T0, limit=3)
+    assert [j.id for j in first] == [timer, fallback, backlog[0]]
+    assert first[0].priority == Priority.TIMER
+    rest = await claim(sessions, "w2", T0, limit=10)
+    assert [j.id for j in rest] == [backlog[1]]  # a job not yet due waits, whatever it is
+    assert [j.id for j in await claim(sessions, "w3", T0 + timedelta(seconds=1))] == [later]
 
 
 async def test_claim_only_the_kinds_asked_for(sessions: async_sessionmaker[AsyncSession]) -> None:

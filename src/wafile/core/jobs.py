@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any, Final
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Backoff",
     "Job",
     "JobState",
+    "Priority",
     "backoff_delay",
     "error_text",
     "next_attempt_at",
@@ -30,6 +31,17 @@ __all__ = [
 
 DEFAULT_MAX_ATTEMPTS: Final = 10
 ERROR_TEXT_LIMIT: Final = 2000  # characters of `last_error` kept: enough to debug, bounded
+
+
+class Priority(IntEnum):
+    """Which due jobs a worker claims first. Under a backlog, jobs run late by the time
+    it takes to work through the jobs due before them; a higher priority skips that
+    line. Timers are exact by nature, and a fallback send has already kept its
+    recipient waiting for the fallback time."""
+
+    NORMAL = 0
+    FALLBACK = 5  # the send of a plan's second (or later) channel
+    TIMER = 10  # a fallback deadline
 
 
 class JobState(StrEnum):
@@ -52,6 +64,7 @@ class Job:
     lease_expires_at: datetime | None = None
     last_error: str | None = None
     dead_at: datetime | None = None
+    priority: int = Priority.NORMAL
 
     @property
     def state(self) -> JobState:

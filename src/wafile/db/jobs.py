@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wafile.core.jobs import DEFAULT_MAX_ATTEMPTS, Job
+from wafile.core.jobs import DEFAULT_MAX_ATTEMPTS, Job, Priority
 from wafile.db.tables import JobRow
 from wafile.ids import new_id
 
@@ -52,6 +52,7 @@ def _job(row: Any) -> Job:
         lease_expires_at=row.lease_expires_at,
         last_error=row.last_error,
         dead_at=row.dead_at,
+        priority=row.priority,
     )
 
 
@@ -80,6 +81,7 @@ class JobRepository:
         now: datetime,
         dedupe_key: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        priority: int = Priority.NORMAL,
     ) -> str | None:
         """Add a job; its id, or None when a job with this `dedupe_key` already exists.
 
@@ -99,6 +101,7 @@ class JobRepository:
                 max_attempts=max_attempts,
                 created_at=now,
                 dedupe_key=dedupe_key,
+                priority=priority,
             )
             .on_conflict_do_nothing(index_elements=[JobRow.dedupe_key])
             .returning(JobRow.id)
@@ -117,7 +120,8 @@ class JobRepository:
         *,
         kinds: Collection[str] | None = None,
     ) -> list[Job]:
-        """Lease up to `limit` due jobs to `owner`, oldest `run_at` first.
+        """Lease up to `limit` due jobs to `owner`: higher priority first, then oldest
+        `run_at` (a due deadline overtakes a backlog of sends).
 
         Due: `run_at <= now`, not dead, and no live lease (none, or expired). Each
         claim counts one attempt. `kinds` limits the claim to the kinds this worker
@@ -132,7 +136,7 @@ class JobRepository:
                 JobRow.run_at <= now,
                 or_(JobRow.lease_expires_at.is_(None), JobRow.lease_expires_at < now),
             )
-            .order_by(JobRow.run_at, JobRow.id)
+            .order_by(JobRow.priority.desc(), JobRow.run_at, JobRow.id)
             .limit(limit)
         )
         if kinds is not None:
@@ -152,7 +156,7 @@ class JobRepository:
         )
         rows = (await self._session.execute(stmt)).all()
         # RETURNING has no order of its own.
-        return sorted((_job(row) for row in rows), key=lambda j: (j.run_at, j.id))
+        return sorted((_job(row) for row in rows), key=lambda j: (-j.priority, j.run_at, j.id))
 
     async def complete(self, job_id: str, owner: str) -> bool:
         """Delete the finished job; False when `owner` no longer holds its lease."""

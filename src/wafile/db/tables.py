@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -166,6 +167,8 @@ class JobRow(Base):
     # "one send job per attempt" has one, and a second enqueue of it is ignored.
     dedupe_key: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True)
     dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Among due jobs, higher first (core.jobs.Priority): a backlog never delays a timer.
+    priority: Mapped[int] = mapped_column(SmallInteger, server_default="0")
 
     __table_args__ = (
         # The claim: live jobs (dead_at IS NULL) due by now, oldest run_at first; also

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.accounts import Account
+from wafile.core.jobs import Priority
 from wafile.core.media import Media
 from wafile.core.message import Message
 from wafile.core.message_codec import event_from_json, event_to_json
@@ -518,6 +519,7 @@ async def _carry_out(
                 now,
                 now=now,
                 dedupe_key=f"send:{message_id}:{effect.attempt}",
+                priority=Priority.FALLBACK if effect.attempt > 0 else Priority.NORMAL,
             )
         elif isinstance(effect, ScheduleDeadline):
             await jobs.enqueue(
@@ -526,6 +528,7 @@ async def _carry_out(
                 effect.at,
                 now=now,
                 dedupe_key=f"deadline:{message_id}:{effect.attempt}",
+                priority=Priority.TIMER,
             )
     # Notify: one signed callback delivery per matching target, with the state after it.
     await callbacks.notify(session, message, state, effects, now=now)
