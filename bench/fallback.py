@@ -125,7 +125,11 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path) -> str:
     key = await prepare(url, tmp)
     port, wa_port, sms_port = free_port(), free_port(), free_port()
     embedded = args.worker_processes == 0
-    settings = {"worker_concurrency": str(args.workers_concurrency)}
+    # Workers apart from serve build the SMS StatusCallback URL: they must know serve's.
+    settings = {
+        "worker_concurrency": str(args.workers_concurrency),
+        "public_url": f"http://127.0.0.1:{port}",
+    }
     procs = [serve(url, tmp, port, embedded_worker=str(embedded).lower(), **settings)]
     try:
         async with httpx.AsyncClient(

@@ -311,3 +311,5 @@ async def test_wafile_worker_sweeps_and_stops_on_sigterm(
             proc.communicate()
     assert proc.returncode == 0, err
     assert "2 at once" in err and SWEEP_KIND in err
+    # child_env sets no public URL: the worker says its SMS links would be wrong.
+    assert "WAFILE_PUBLIC_URL is not set" in err

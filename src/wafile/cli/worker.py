@@ -49,6 +49,14 @@ def worker(
     if settings.is_sqlite and not force:
         err.print(f"[red]error:[/red] {SQLITE_REFUSAL}", highlight=False)
         raise typer.Exit(2)
+    if not settings.public_url:
+        # Workers build the links in fallback SMS and the SMS StatusCallback URL.
+        err.print(
+            f"[yellow]warning:[/yellow] WAFILE_PUBLIC_URL is not set: SMS links and status "
+            f"callbacks will point at {settings.effective_public_url}; give workers the "
+            "same WAFILE_PUBLIC_URL as serve",
+            highlight=False,
+        )
     run(_work(settings, WorkerOptions.from_settings(settings, concurrency=concurrency)))
 
 
