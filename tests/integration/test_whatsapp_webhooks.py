@@ -4,14 +4,17 @@ and the 24-hour window fed by inbound messages from the embedded emulator."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -311,3 +314,29 @@ async def test_a_status_processed_before_its_send_committed_is_applied_by_the_se
     assert shown["status"] == "delivered"
     assert shown["attempts"][0]["status"] == "delivered"
     assert [e["source"] for e in shown["events"]] == ["api", "send", "whatsapp", "whatsapp"]
+
+
+async def test_a_webhook_whose_client_goes_away_mid_body_stores_nothing_and_is_no_error(
+    live_server: LiveServer, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under load a provider may time out while it still sends its body: it retries."""
+    caplog.set_level(logging.INFO)
+    await sandbox_sender(engine, live_server)
+    host, port = live_server.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        f"POST /webhooks/whatsapp/{SANDBOX_SENDER_ID} HTTP/1.1\r\nHost: {host}\r\n"
+        'Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"object":'.encode()
+    )
+    await writer.drain()
+    await asyncio.sleep(0.3)  # the server is reading the body now
+    writer.close()
+    await writer.wait_closed()
+
+    async def noted() -> bool:
+        return "client went away" in caplog.text
+
+    await eventually(noted, "the disconnect noted", seconds=10)
+    assert "unhandled error" not in caplog.text
+    async with transaction(session_factory(engine)) as session:
+        assert await session.scalar(select(func.count()).select_from(WebhookReceiptRow)) == 0

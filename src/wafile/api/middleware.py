@@ -11,6 +11,7 @@ import time
 import uuid
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wafile.api.metrics import HttpMetrics
@@ -55,6 +56,11 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            # The client gave up before sending its whole body (a provider's webhook
+            # timeout under load): nothing was stored, it sends again; no one to answer.
+            status = 499
+            log.info("client went away during %s %s", scope["method"], scope["path"])
         except Exception:
             # Anything unplanned becomes a problem document, never a traceback.
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
