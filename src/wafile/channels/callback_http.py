@@ -25,14 +25,14 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from math import floor
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 import httpx
 from standardwebhooks.webhooks import Webhook
 
 from wafile import __version__
 from wafile.channels.guarded_http import GuardedTransport, OutboundGuard
+from wafile.channels.pooled import PooledClient
 from wafile.errors import OutboundRefused
 
 __all__ = [
@@ -72,7 +72,7 @@ def signature_headers(secret: str, event_id: str, at: datetime, body: str) -> di
     }
 
 
-class CallbackPoster:
+class CallbackPoster(PooledClient):
     def __init__(
         self,
         *,
@@ -93,17 +93,6 @@ class CallbackPoster:
             transport=transport,
             trust_env=False,  # a proxy would resolve the name itself, past the guard
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def post(
         self,

@@ -10,13 +10,13 @@ gone (Twilio has no idempotency key), and the caller decides.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from wafile import __version__
+from wafile.channels.pooled import PooledClient
 from wafile.core.senders import TwilioSender
 
 __all__ = ["SmsSent", "TwilioFailure", "TwilioSms"]
@@ -44,7 +44,7 @@ class SmsSent:
     segments: int | None  # None until a Messaging Service has picked a number
 
 
-class TwilioSms:
+class TwilioSms(PooledClient):
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._http = httpx.AsyncClient(
             timeout=TIMEOUT,
@@ -52,17 +52,6 @@ class TwilioSms:
             headers={"User-Agent": f"wafile/{__version__}"},
             transport=transport,
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def send(
         self,

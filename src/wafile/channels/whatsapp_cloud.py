@@ -12,12 +12,12 @@ from __future__ import annotations
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, NoReturn, Self
+from typing import Any, NoReturn
 
 import httpx
 
 from wafile import __version__
+from wafile.channels.pooled import PooledClient
 from wafile.core.senders import WhatsAppSender
 
 __all__ = ["GraphFailure", "WhatsAppCloud"]
@@ -43,7 +43,7 @@ class GraphFailure(Exception):
         return f"{where}, {code}: {self.details or self.message}"
 
 
-class WhatsAppCloud:
+class WhatsAppCloud(PooledClient):
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._http = httpx.AsyncClient(
             timeout=TIMEOUT,
@@ -51,17 +51,6 @@ class WhatsAppCloud:
             headers={"User-Agent": f"wafile/{__version__}"},
             transport=transport,
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def upload(
         self,

@@ -148,11 +148,7 @@ class SenderService:
         if found is None:
             raise SenderNotFound(f"no sender {sender_id!r}")
         sender, sealed = found
-        try:
-            values = json.loads(sealer.open(sealed))
-        except Unsealable as exc:
-            raise ConfigError(f"sender {sender.name!r}: {exc}") from None
-        return sender, WhatsAppSecrets(**values)
+        return sender, WhatsAppSecrets(**_opened(sealer, sealed, f"sender {sender.name!r}"))
 
     # SMS senders: the same table and names, a Twilio-shaped configuration.
 
@@ -242,11 +238,16 @@ class SenderService:
         if found is None:
             raise SenderNotFound(f"no SMS sender {sender_id!r}")
         sender, sealed = found
-        try:
-            values = json.loads(sealer.open(sealed))
-        except Unsealable as exc:
-            raise ConfigError(f"SMS sender {sender.name!r}: {exc}") from None
-        return sender, SmsSecrets(**values)
+        return sender, SmsSecrets(**_opened(sealer, sealed, f"SMS sender {sender.name!r}"))
+
+
+def _opened(sealer: Sealer, sealed: str, what: str) -> dict[str, str]:
+    """A sender's credentials in clear; `ConfigError` when the server secret changed."""
+    try:
+        values: dict[str, str] = json.loads(sealer.open(sealed))
+    except Unsealable as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+    return values
 
 
 def _seal(sealer: Sealer, values: WhatsAppSecrets) -> str:
