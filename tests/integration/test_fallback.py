@@ -8,14 +8,19 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.callback_receiver import Receiver, verified
 from tests.integration.test_messages import setup, until_status
 from tests.integration.test_whatsapp_webhooks import sandbox_sender
 from tests.support import TEST_SECRET, AppServer, LiveServer, assert_problem, eventually, make_key
+from wafile.core.jobs import Priority
 from wafile.core.twilio_signature import twilio_signature
+from wafile.db.engine import session_factory, transaction
+from wafile.db.tables import JobRow
 from wafile.services.sandbox import SANDBOX_SMS_SENDER_ID, sandbox_credentials
+from wafile.services.sms_webhooks import SMS_WEBHOOK_KIND
 
 CREDS = sandbox_credentials(TEST_SECRET)
 WA = "/_emulator/whatsapp/_control"
@@ -197,6 +202,10 @@ async def test_sms_status_callbacks_need_the_provider_signature(
         right = twilio_signature(CREDS.sms_auth_token, url, form)
         ok = await http.post(url, content=body, headers={**headers, "X-Twilio-Signature": right})
         assert ok.status_code == 204, ok.text
+        # Stored with its job, which goes before a backlog of sends (it finishes messages).
+        async with transaction(session_factory(engine)) as session:
+            kinds = (await session.execute(select(JobRow.kind, JobRow.priority))).all()
+        assert (SMS_WEBHOOK_KIND, Priority.REPORT) in [tuple(k) for k in kinds]
         unknown = await http.post(
             f"{live_server.url}/webhooks/sms/snd_nope",
             content=body,

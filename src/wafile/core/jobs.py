@@ -41,6 +41,7 @@ class Priority(IntEnum):
 
     NORMAL = 0
     FALLBACK = 5  # the send of a plan's second (or later) channel
+    REPORT = 5  # a provider's status webhook: cheap, and it finishes messages
     TIMER = 10  # a fallback deadline
 
 

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.config import Settings
+from wafile.core.jobs import Priority
 from wafile.core.plan import Channel
 from wafile.core.twilio_signature import SIGNATURE_HEADER, verify_twilio_signature
 from wafile.core.whatsapp_webhook import StatusUpdate
@@ -87,7 +88,7 @@ class SmsWebhookService:
         receipt_id = new_id("whr")
         await WebhookRepository(session).add_receipt(receipt_id, sender_id, text, now)
         await JobRepository(session).enqueue(
-            SMS_WEBHOOK_KIND, {"receipt_id": receipt_id}, now, now=now
+            SMS_WEBHOOK_KIND, {"receipt_id": receipt_id}, now, now=now, priority=Priority.REPORT
         )
         return receipt_id
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.accounts import Account
 from wafile.core.inbound import Inbound
+from wafile.core.jobs import Priority
 from wafile.core.meta_signature import verify_hub_signature
 from wafile.core.phones import whatsapp_id
 from wafile.core.senders import Sender
@@ -86,7 +87,9 @@ class WebhookService:
             raise ValidationFailed("the webhook body is not UTF-8") from None
         receipt_id = new_id("whr")
         await WebhookRepository(session).add_receipt(receipt_id, sender_id, text, now)
-        await JobRepository(session).enqueue(WEBHOOK_KIND, {"receipt_id": receipt_id}, now, now=now)
+        await JobRepository(session).enqueue(
+            WEBHOOK_KIND, {"receipt_id": receipt_id}, now, now=now, priority=Priority.REPORT
+        )
         return receipt_id
 
     async def process(self, session: AsyncSession, *, receipt_id: str, now: datetime) -> None:
