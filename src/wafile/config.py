@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     link_lifetime_seconds: int = Field(default=3600, ge=1, le=366 * 24 * 3600)
     # The signed link in a fallback SMS: people open SMS days later.
     sms_link_lifetime_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=366 * 24 * 3600)
+    # Seconds after an SMS is sent (then after each poll) to ask the provider for its
+    # status, in case its callbacks were lost; () never polls.
+    sms_poll_schedule: tuple[Annotated[float, Field(gt=0)], ...] = Field(
+        default=(300.0, 1800.0, 7200.0, 43200.0, 172800.0), max_length=20
+    )
     # 0 turns the periodic retention sweep off (run `wafile media sweep` instead).
     sweep_interval_seconds: float = Field(default=3600, ge=0)
     # Job queue and workers (docs/jobs.md)

@@ -19,7 +19,7 @@ from wafile import __version__
 from wafile.channels.pooled import PooledClient
 from wafile.core.senders import TwilioSender
 
-__all__ = ["SmsSent", "TwilioFailure", "TwilioSms"]
+__all__ = ["SmsSent", "SmsState", "TwilioFailure", "TwilioSms"]
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 API_VERSION = "2010-04-01"
@@ -42,6 +42,16 @@ class SmsSent:
     sid: str
     status: str  # queued, or accepted through a Messaging Service
     segments: int | None  # None until a Messaging Service has picked a number
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SmsState:
+    """A message as the provider sees it now (what a status callback would have said)."""
+
+    status: str
+    error_code: int | None
+    error_message: str | None
+    to: str
 
 
 class TwilioSms(PooledClient):
@@ -70,18 +80,38 @@ class TwilioSms(PooledClient):
             form["From"] = sender.from_number or ""
         if status_callback is not None:
             form["StatusCallback"] = status_callback
-        url = (
-            f"{sender.base_url.rstrip('/')}/{API_VERSION}/Accounts/"
-            f"{quote(sender.account_sid, safe='')}/Messages.json"
+        url = _messages_url(sender) + ".json"
+        doc = await self._call("POST", url, auth_token, sender, data=form)
+        sid = doc.get("sid")
+        if not isinstance(sid, str) or not sid:
+            raise TwilioFailure(http_status=201, code=None, message="the answer has no sid")
+        return SmsSent(sid=sid, status=str(doc.get("status") or ""), segments=_segments(doc))
+
+    async def fetch(self, sender: TwilioSender, auth_token: str, sid: str) -> SmsState:
+        """A sent message's status now: what to go by when its callbacks were lost."""
+        url = f"{_messages_url(sender)}/{quote(sid, safe='')}.json"
+        doc = await self._call("GET", url, auth_token, sender)
+        code = doc.get("error_code")
+        message = doc.get("error_message")
+        return SmsState(
+            status=str(doc.get("status") or ""),
+            error_code=code if isinstance(code, int) else None,
+            error_message=str(message) if message else None,
+            to=str(doc.get("to") or ""),
         )
+
+    async def _call(
+        self, method: str, url: str, auth_token: str, sender: TwilioSender, **kwargs: Any
+    ) -> dict[str, Any]:
         try:
-            resp = await self._http.post(url, data=form, auth=(sender.account_sid, auth_token))
+            resp = await self._http.request(
+                method, url, auth=(sender.account_sid, auth_token), **kwargs
+            )
         except httpx.TimeoutException:
             raise TwilioFailure(http_status=None, code=None, message="timed out") from None
         except httpx.TransportError as exc:
-            raise TwilioFailure(
-                http_status=None, code=None, message=f"unreachable: {exc}"
-            ) from None
+            why = f"unreachable: {exc}"
+            raise TwilioFailure(http_status=None, code=None, message=why) from None
         try:
             doc: Any = resp.json()
         except ValueError:
@@ -95,10 +125,12 @@ class TwilioSms(PooledClient):
                 code=code if isinstance(code, int) else None,
                 message=str(doc.get("message") or resp.reason_phrase),
             )
-        sid = doc.get("sid")
-        if not isinstance(sid, str) or not sid:
-            raise TwilioFailure(http_status=resp.status_code, code=None, message="no sid")
-        return SmsSent(sid=sid, status=str(doc.get("status") or ""), segments=_segments(doc))
+        return doc
+
+
+def _messages_url(sender: TwilioSender) -> str:
+    base = sender.base_url.rstrip("/")
+    return f"{base}/{API_VERSION}/Accounts/{quote(sender.account_sid, safe='')}/Messages"
 
 
 def _segments(doc: dict[str, Any]) -> int | None:

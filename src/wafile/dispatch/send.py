@@ -39,7 +39,7 @@ from wafile.services.messages import (
     messages,
 )
 from wafile.services.remote_media import remote_media
-from wafile.services.sms_webhooks import sms_status_url
+from wafile.services.sms_webhooks import sms_status_url, sms_webhooks
 
 __all__ = ["deadline_job", "send_job"]
 
@@ -238,6 +238,16 @@ async def _sms_attempt(job: Job, ctx: JobContext, plan: SmsSendPlan, attempt: in
             event=event,
             now=ctx.now,
             channel=Channel.SMS,
+        )
+        await sms_webhooks.schedule_poll(  # in case its status callbacks get lost
+            ctx.session,
+            message_id=message.id,
+            attempt=attempt,
+            sender_id=plan.sender.id,
+            sid=sent.sid,
+            step=0,
+            schedule=settings.sms_poll_schedule,
+            now=ctx.now,
         )
         return
     log.info("message %s attempt %d not sent: %s", message.id, attempt, event)

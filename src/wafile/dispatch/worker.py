@@ -46,6 +46,7 @@ from wafile.dispatch.callbacks import deliver_callback
 from wafile.dispatch.inbound_media import fetch_inbound_media
 from wafile.dispatch.jobs import HandlerRegistry, JobContext, RetryLater, WorkerDeps
 from wafile.dispatch.send import deadline_job, send_job
+from wafile.dispatch.sms_poll import poll_sms
 from wafile.dispatch.sweeper import SWEEP_KIND, ensure_sweep_job, sweep_job
 from wafile.dispatch.webhooks import apply_sms_webhook, apply_webhook
 from wafile.errors import WafileError
@@ -54,7 +55,7 @@ from wafile.media.store import BlobStore
 from wafile.services.callbacks import CALLBACK_KIND
 from wafile.services.messages import DEADLINE_KIND, SEND_KIND
 from wafile.services.outbound import callback_guard_for
-from wafile.services.sms_webhooks import SMS_WEBHOOK_KIND
+from wafile.services.sms_webhooks import SMS_POLL_KIND, SMS_WEBHOOK_KIND
 from wafile.services.webhooks import INBOUND_MEDIA_KIND, WEBHOOK_KIND
 
 __all__ = [
@@ -426,6 +427,7 @@ def standard_handlers() -> HandlerRegistry:
     handlers.register(DEADLINE_KIND, deadline_job)
     handlers.register(CALLBACK_KIND, deliver_callback)
     handlers.register(SMS_WEBHOOK_KIND, apply_sms_webhook)
+    handlers.register(SMS_POLL_KIND, poll_sms)
     return handlers
 
 

@@ -462,6 +462,17 @@ class MessageService:
             uploaded_media_id=uploaded,
         )
 
+    async def awaits_report(self, session: AsyncSession, *, message_id: str, attempt: int) -> bool:
+        """Whether an attempt that was sent still has no final status (for polling)."""
+        repo = MessageRepository(session)
+        message = await repo.get(message_id)
+        if message is None:
+            return False
+        state = _replay(message, await repo.events(message_id))
+        if not 0 <= attempt < len(state.attempts):
+            return False
+        return state.attempts[attempt].status in (AttemptStatus.QUEUED, AttemptStatus.SENT)
+
     async def remember_upload(
         self, session: AsyncSession, *, sender_id: str, sha256: str, media_id: str, now: datetime
     ) -> None:

@@ -6,13 +6,19 @@ form fields (a wrong or missing signature is refused and nothing is stored), sto
 the body with its processing job in one transaction, and answers. The job records each
 (sid, status) once and moves the message through the state machine, so repeated and
 reordered callbacks are harmless.
+
+Callbacks get lost (Twilio retries little, and a busy server may time out its POST),
+so a sent SMS is also polled: `sms.poll` jobs read the message from the provider on
+`Settings.sms_poll_schedule` until it has a final status, and record what they find
+exactly as a callback would have.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wafile.config import Settings
 from wafile.core.jobs import Priority
 from wafile.core.plan import Channel
+from wafile.core.senders import SmsSecrets, SmsSender
 from wafile.core.twilio_signature import SIGNATURE_HEADER, verify_twilio_signature
 from wafile.core.whatsapp_webhook import StatusUpdate
 from wafile.crypto import Sealer
@@ -31,6 +38,7 @@ from wafile.services.messages import messages, status_report
 from wafile.services.senders import senders
 
 __all__ = [
+    "SMS_POLL_KIND",
     "SMS_STATUSES",
     "SMS_WEBHOOK_KIND",
     "SmsWebhookService",
@@ -40,6 +48,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 SMS_WEBHOOK_KIND = "sms.webhook"
+SMS_POLL_KIND = "sms.poll"
 # Twilio's statuses that say something about the attempt, as wafile's attempt status;
 # the others (queued, sending, accepted, scheduled) say only that it is on its way.
 SMS_STATUSES = {
@@ -102,30 +111,48 @@ class SmsWebhookService:
         sid = fields.get("MessageSid") or fields.get("SmsSid") or ""
         status = SMS_STATUSES.get(fields.get("MessageStatus") or fields.get("SmsStatus") or "")
         if sid and status is not None:
-            await self._status(session, receipt.sender_id, sid, status, fields, now)
+            code = fields.get("ErrorCode") or ""
+            await self.record_status(
+                session,
+                sender_id=receipt.sender_id,
+                sid=sid,
+                status=status,
+                reported=fields.get("MessageStatus") or fields.get("SmsStatus") or status,
+                to=fields.get("To", ""),
+                error_code=int(code) if code.isdigit() else None,
+                error_message=fields.get("ErrorMessage") or None,
+                now=now,
+            )
         await repo.mark_processed(receipt_id, now)
 
-    async def _status(
+    async def record_status(
         self,
         session: AsyncSession,
+        *,
         sender_id: str,
         sid: str,
         status: str,
-        fields: dict[str, str],
+        reported: str,
+        to: str,
+        error_code: int | None,
+        error_message: str | None,
         now: datetime,
     ) -> None:
+        """One (sid, status) once, applied to its message: from a callback or a poll.
+
+        `status` is wafile's (SMS_STATUSES), `reported` the provider's own word.
+        """
         repo = WebhookRepository(session)
-        code = fields.get("ErrorCode") or ""
         update = StatusUpdate(
             phone_number_id="",
             provider_id=sid,
             status=status,
-            recipient_wa_id=fields.get("To", "")[:32],
+            recipient_wa_id=to[:32],
             # Twilio's callbacks carry no time of the change: it is when wafile heard it.
             at=now,
-            error_code=int(code) if code.isdigit() else None,
-            error_title=fields.get("MessageStatus"),
-            error_details=fields.get("ErrorMessage") or None,
+            error_code=error_code,
+            error_title=reported,
+            error_details=error_message,
         )
         await repo.hold_provider_id(sender_id, sid)  # see messages.sent
         new = await repo.add_status(
@@ -150,6 +177,51 @@ class SmsWebhookService:
         message_id, attempt = ref
         event = status_report(update, attempt, Channel.SMS)
         await messages.apply(session, message_id, event, source="sms", now=now)
+
+    async def schedule_poll(
+        self,
+        session: AsyncSession,
+        *,
+        message_id: str,
+        attempt: int,
+        sender_id: str,
+        sid: str,
+        step: int,
+        schedule: Sequence[float],
+        now: datetime,
+    ) -> None:
+        """Poll the provider `schedule[step]` seconds from now, if the schedule goes on."""
+        if step >= len(schedule):
+            log.info("SMS %s: no final status after the last poll; it stays sent", sid)
+            return
+        payload = {
+            "message_id": message_id,
+            "attempt": attempt,
+            "sender_id": sender_id,
+            "sid": sid,
+            "step": step,
+        }
+        await JobRepository(session).enqueue(
+            SMS_POLL_KIND,
+            payload,
+            now + timedelta(seconds=schedule[step]),
+            now=now,
+            dedupe_key=f"{SMS_POLL_KIND}:{sid}:{step}",
+        )
+
+    async def poll_target(
+        self,
+        session: AsyncSession,
+        sealer: Sealer,
+        *,
+        message_id: str,
+        attempt: int,
+        sender_id: str,
+    ) -> tuple[SmsSender, SmsSecrets] | None:
+        """The sender to ask with, while the attempt still waits for a final status."""
+        if not await messages.awaits_report(session, message_id=message_id, attempt=attempt):
+            return None
+        return await senders.sms_with_secrets(session, sealer, sender_id)
 
 
 def _params(text: str) -> dict[str, list[str]]:
