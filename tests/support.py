@@ -109,6 +109,7 @@ class LiveServer(AppServer):
         port = free_port()
         # Links the server builds (signed download URLs) must point at this server.
         settings = settings.with_overrides(host="127.0.0.1", port=port)
+        self.settings = settings
         super().__init__(create_app(settings, clock=clock), port)
 
 

@@ -4,6 +4,7 @@ both providers, deadlines as jobs, and the callbacks the business gets."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,10 +18,11 @@ from tests.integration.test_whatsapp_webhooks import sandbox_sender
 from tests.support import TEST_SECRET, AppServer, LiveServer, assert_problem, eventually, make_key
 from wafile.core.jobs import Priority
 from wafile.core.twilio_signature import twilio_signature
-from wafile.db.engine import session_factory, transaction
+from wafile.crypto import Sealer
+from wafile.db.engine import session_factory
 from wafile.db.tables import JobRow
 from wafile.services.sandbox import SANDBOX_SMS_SENDER_ID, sandbox_credentials
-from wafile.services.sms_webhooks import SMS_WEBHOOK_KIND
+from wafile.services.sms_webhooks import SMS_WEBHOOK_KIND, sms_webhooks
 
 CREDS = sandbox_credentials(TEST_SECRET)
 WA = "/_emulator/whatsapp/_control"
@@ -203,8 +205,19 @@ async def test_sms_status_callbacks_need_the_provider_signature(
         ok = await http.post(url, content=body, headers={**headers, "X-Twilio-Signature": right})
         assert ok.status_code == 204, ok.text
         # Stored with its job, which goes before a backlog of sends (it finishes messages).
-        async with transaction(session_factory(engine)) as session:
+        # Seen inside the receiving transaction: once committed, a worker may run it at once.
+        async with session_factory(engine)() as session:
+            await sms_webhooks.receive(
+                session,
+                Sealer(TEST_SECRET),
+                live_server.settings,
+                sender_id=SANDBOX_SMS_SENDER_ID,
+                body=body.encode(),
+                signature=right,
+                now=datetime.now(UTC),
+            )
             kinds = (await session.execute(select(JobRow.kind, JobRow.priority))).all()
+            await session.rollback()
         assert (SMS_WEBHOOK_KIND, Priority.REPORT) in [tuple(k) for k in kinds]
         unknown = await http.post(
             f"{live_server.url}/webhooks/sms/snd_nope",
