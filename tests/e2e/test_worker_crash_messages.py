@@ -258,6 +258,12 @@ async def test_a_worker_killed_mid_run_loses_no_message_and_sends_none_thrice(
         first = start_worker(settings, tmp_path, "worker-1")
         processes.append(first)
         await wait_until(lambda c: sent(c) >= KILL_AT, engine, KILL_WAIT, f"{KILL_AT} sent", first)
+        # Kill while sends are in flight: status webhooks go first (a higher priority),
+        # so there are moments when the worker holds none.
+        for _ in range(200):
+            if (await in_flight(engine))[0]:
+                break
+            await asyncio.sleep(0.02)
         first.kill()
         killed_after = time.monotonic() - began
         # Its claimed, uncommitted sends: only these may reach the emulator twice.
