@@ -4,10 +4,13 @@ webhooks → state machine → `GET /v1/messages/{id}`."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.test_whatsapp_webhooks import HOOK, envelope, sandbox_sender, signed
@@ -317,9 +320,12 @@ async def test_throttled_once_then_sent(live_server: LiveServer, engine: AsyncEn
         assert attempt["provider_message_id"].startswith("wamid.")
 
 
+@pytest.mark.parametrize("snapshot", ["kept", "none"])
 async def test_duplicate_and_reordered_reports_never_move_a_message_back(
-    live_server: LiveServer, engine: AsyncEngine
+    live_server: LiveServer, engine: AsyncEngine, snapshot: str
 ) -> None:
+    """With `snapshot=none` the message looks stored before state snapshots (migration
+    0016): its log is replayed, and the next event stores a snapshot again."""
     key = await sandbox_sender(engine, live_server)
     async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
         media_id = await setup(http)
@@ -335,6 +341,11 @@ async def test_duplicate_and_reordered_reports_never_move_a_message_back(
 
         await eventually(sent_state, "sent", seconds=WAIT)
         wamid = (await status_of(http, message_id))["attempts"][0]["provider_message_id"]
+        if snapshot == "none":
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text("UPDATE messages SET state = NULL WHERE id = :id"), {"id": message_id}
+                )
 
         def report(status: str, at: int) -> bytes:
             return envelope(
@@ -367,3 +378,9 @@ async def test_duplicate_and_reordered_reports_never_move_a_message_back(
         assert final["attempts"][0]["status"] == "read"
         late = [e for e in final["events"] if e["event"].get("status") == "delivered"]
         assert [e["applied"] for e in late] == [False] and late[0]["note"]
+        async with engine.connect() as conn:
+            kept = await conn.scalar(
+                text("SELECT state FROM messages WHERE id = :id"), {"id": message_id}
+            )
+        kept = json.loads(kept) if isinstance(kept, str) else kept
+        assert kept["status"] == "read" and kept["seq"] == len(final["events"])

@@ -1,4 +1,5 @@
-"""The message as stored: what was asked for. What happened is its event log."""
+"""The message as stored: what was asked for. What happened is its event log, and
+the state that log comes to (its snapshot)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from wafile.core.message_state import MessageState
 from wafile.core.plan import Plan
 
-__all__ = ["Message"]
+__all__ = ["Message", "Snapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A message's state after its event number `seq`, the last of its log."""
+
+    state: MessageState
+    seq: int
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -32,3 +42,5 @@ class Message:
     plan: Plan  # the channels it tries, in order, each with its sender
     media_url: str | None = None  # a remote file: the worker fetches it before sending
     provider: str | None = None  # the media provider whose credentials fetch it
+    # Kept with every event; None for a message stored before snapshots (replay its log).
+    snapshot: Snapshot | None = None

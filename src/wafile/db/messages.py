@@ -11,7 +11,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wafile.core.message import Message
+from wafile.core.message import Message, Snapshot
+from wafile.core.message_codec import snapshot_from_json, snapshot_to_json
 from wafile.core.plan import Channel, Plan, PlanStep, make_plan, plan_from_json, plan_to_json
 from wafile.db.tables import AttemptRefRow, MessageEventRow, MessageRow, WhatsAppMediaRow
 
@@ -26,6 +27,7 @@ StoredEvent = tuple[int, datetime, str, dict[str, Any], bool, str | None]
 
 
 def _message(row: MessageRow) -> Message:
+    plan = plan_from_json(row.plan) if row.plan else _whatsapp_only(row.sender_id)
     return Message(
         id=row.id,
         account_id=row.account_id,
@@ -43,9 +45,10 @@ def _message(row: MessageRow) -> Message:
         status=row.status,
         created_at=row.created_at,
         updated_at=row.updated_at,
-        plan=plan_from_json(row.plan) if row.plan else _whatsapp_only(row.sender_id),
+        plan=plan,
         media_url=row.media_url,
         provider=row.provider,
+        snapshot=snapshot_from_json(plan, row.state) if row.state else None,
     )
 
 
@@ -80,6 +83,7 @@ class MessageRepository:
             plan=plan_to_json(message.plan),
             media_url=message.media_url,
             provider=message.provider,
+            state=snapshot_to_json(message.snapshot) if message.snapshot else None,
         )
         if message.idempotency_key is None:  # nothing else can collide: no savepoint
             self._session.add(row)
@@ -146,11 +150,19 @@ class MessageRepository:
             update(MessageRow).where(MessageRow.id == message_id).values(idempotency_key=None)
         )
 
-    async def set_status(self, message_id: str, status: str, now: datetime) -> None:
+    async def save_state(
+        self, message_id: str, snapshot: Snapshot, *, changed_at: datetime | None
+    ) -> None:
+        """Keep the state after an event (its snapshot and status); `changed_at` moves
+        `updated_at` (None: the event changed nothing a reader sees)."""
+        values: dict[str, Any] = {
+            "state": snapshot_to_json(snapshot),
+            "status": str(snapshot.state.status),
+        }
+        if changed_at is not None:
+            values["updated_at"] = changed_at
         await self._session.execute(
-            update(MessageRow)
-            .where(MessageRow.id == message_id)
-            .values(status=status, updated_at=now)
+            update(MessageRow).where(MessageRow.id == message_id).values(**values)
         )
 
     async def attach_media(self, message_id: str, media_id: str, filename: str) -> bool:
@@ -167,15 +179,21 @@ class MessageRepository:
         return bool(getattr(result, "rowcount", 0))
 
     async def events(self, message_id: str) -> list[StoredEvent]:
+        return (await self.events_of([message_id])).get(message_id, [])
+
+    async def events_of(self, message_ids: list[str]) -> dict[str, list[StoredEvent]]:
+        """The logs of several messages in one query (a page of messages), by id."""
         stmt = (
             select(MessageEventRow)
-            .where(MessageEventRow.message_id == message_id)
-            .order_by(MessageEventRow.seq)
+            .where(MessageEventRow.message_id.in_(message_ids))
+            .order_by(MessageEventRow.message_id, MessageEventRow.seq)
         )
-        return [
-            (r.seq, r.recorded_at, r.source, r.event, r.applied, r.note)
-            for r in await self._session.scalars(stmt)
-        ]
+        logs: dict[str, list[StoredEvent]] = {}
+        for r in await self._session.scalars(stmt):
+            logs.setdefault(r.message_id, []).append(
+                (r.seq, r.recorded_at, r.source, r.event, r.applied, r.note)
+            )
+        return logs
 
     async def append_event(
         self,

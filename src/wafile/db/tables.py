@@ -257,7 +257,7 @@ class ProviderStatusRow(Base):
 
 class MessageRow(Base):
     """One file to one recipient. Its truth is its event log (`message_events`),
-    replayed through core.message_state; `status` is kept beside it for queries."""
+    replayed through core.message_state; `state` and `status` are kept beside it."""
 
     __tablename__ = "messages"
 
@@ -284,6 +284,9 @@ class MessageRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     # core.plan.plan_to_json; NULL for messages from before plans (WhatsApp only).
     plan: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    # core.message_codec.snapshot_to_json: the state after the last event (and its
+    # number); NULL for messages from before snapshots, whose log is replayed.
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -3,7 +3,8 @@ apply events through the state machine, and prepare what a send job needs.
 
 A message's event log is its record of truth: its state is the log replayed through
 `core.message_state.transition`, and every event, applied or not, is appended with
-why. Effects are carried out in the same transaction as the event that caused them:
+why. The state after the last event is kept on the message row (its snapshot), so an
+event is applied without replaying the log; messages from before snapshots replay. Effects are carried out in the same transaction as the event that caused them:
 a new attempt is a `message.send` job, a fallback deadline a `message.deadline` job.
 """
 
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wafile.core.accounts import Account
 from wafile.core.jobs import Priority
 from wafile.core.media import Media
-from wafile.core.message import Message
+from wafile.core.message import Message, Snapshot
 from wafile.core.message_codec import event_from_json, event_to_json
 from wafile.core.message_state import (
     Accepted,
@@ -183,6 +184,7 @@ class MessageService:
         accepted = Accepted(at=now)
         after, effects, entry = transition(MessageState(plan=plan), accepted)
         message = Message(
+            snapshot=Snapshot(state=after, seq=1),
             id=new_id("msg"),
             account_id=account.id,
             sender_id=plan[0].sender_id or "",
@@ -348,15 +350,16 @@ class MessageService:
         message = await repo.get(message_id, lock=True)
         if message is None:
             raise MessageNotFound(f"no message {message_id!r}")
-        log = await repo.events(message_id)
-        state = _replay(message, log)
+        state, last = await _snapshot(repo, message)
         after, effects, entry = transition(state, event)
-        # The row lock (PostgreSQL) or the write lock (SQLite) makes len + 1 the next seq.
-        seq = len(log) + 1
+        # The row lock (PostgreSQL) or the write lock (SQLite) makes last + 1 the next seq.
+        seq = last + 1
         await self._log(repo, message_id, event, entry, source=source, now=now, seq=seq)
         await _carry_out(session, message, after, effects, now)
-        if after.status != state.status or entry.applied:
-            await repo.set_status(message_id, str(after.status), now)
+        changed = after.status != state.status or entry.applied
+        await repo.save_state(
+            message_id, Snapshot(state=after, seq=seq), changed_at=now if changed else None
+        )
         return after
 
     @staticmethod
@@ -400,10 +403,13 @@ class MessageService:
                 to = to_e164(to)
             except InvalidNumber as exc:
                 raise ValidationFailed(f"to: {exc}") from None
-        found = await MessageRepository(session).page(
+        repo = MessageRepository(session)
+        found = await repo.page(
             account.id, limit=limit, before=before, status=status, to=to, since=since
         )
-        return [await self._view(session, m) for m in found]
+        # One query for the page's logs, not one per message.
+        logs = await repo.events_of([m.id for m in found]) if found else {}
+        return [_view_of(m, logs.get(m.id, [])) for m in found]
 
     async def view(
         self, session: AsyncSession, *, account: Account, message_id: str
@@ -414,8 +420,7 @@ class MessageService:
         return await self._view(session, message)
 
     async def _view(self, session: AsyncSession, message: Message) -> MessageView:
-        events = await MessageRepository(session).events(message.id)
-        return MessageView(message=message, state=_replay(message, events), events=events)
+        return _view_of(message, await MessageRepository(session).events(message.id))
 
     async def prepare_send(
         self, session: AsyncSession, sealer: Sealer, *, message_id: str, attempt: int, now: datetime
@@ -426,7 +431,7 @@ class MessageService:
         message = await repo.get(message_id)
         if message is None:
             return None
-        if not should_send(_replay(message, await repo.events(message_id)), attempt):
+        if not should_send((await _snapshot(repo, message))[0], attempt):
             return None
         step = message.plan[attempt]
         if message.media_id is None:
@@ -468,7 +473,7 @@ class MessageService:
         message = await repo.get(message_id)
         if message is None:
             return False
-        state = _replay(message, await repo.events(message_id))
+        state, _ = await _snapshot(repo, message)
         if not 0 <= attempt < len(state.attempts):
             return False
         return state.attempts[attempt].status in (AttemptStatus.QUEUED, AttemptStatus.SENT)
@@ -564,6 +569,20 @@ def status_report(
         reason=reason,
         disposition=disposition,
     )
+
+
+def _view_of(message: Message, events: list[StoredEvent]) -> MessageView:
+    # The state that apply() acted on: the snapshot (the replay for older messages).
+    state = message.snapshot.state if message.snapshot else _replay(message, events)
+    return MessageView(message=message, state=state, events=events)
+
+
+async def _snapshot(repo: MessageRepository, message: Message) -> tuple[MessageState, int]:
+    """The message's state and the number of its last event."""
+    if message.snapshot is not None:
+        return message.snapshot.state, message.snapshot.seq
+    log = await repo.events(message.id)
+    return _replay(message, log), len(log)
 
 
 def _replay(message: Message, events: list[StoredEvent]) -> MessageState:

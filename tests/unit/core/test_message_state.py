@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -9,6 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wafile.core.message import Snapshot
+from wafile.core.message_codec import snapshot_from_json, snapshot_to_json
 from wafile.core.message_state import (
     ENDED,
     FINAL,
@@ -774,3 +777,17 @@ def test_the_same_sequence_gives_the_same_state(plan: Plan, seq: list[Event]) ->
 def test_final_statuses() -> None:
     assert {M.DELIVERED, M.READ, M.FAILED} == FINAL
     assert replace(MessageState(plan=GRID_PLAN), status=M.READ).final
+
+
+@settings(max_examples=300)
+@given(plans, sequences)
+def test_snapshot_continues_as_the_replay(plan: Plan, seq: list[Event]) -> None:
+    """Applying events one by one from the stored snapshot (JSON and back at every
+    step, as apply() does) comes to exactly the replay of the whole log."""
+    stored = snapshot_to_json(Snapshot(state=MessageState(plan=plan), seq=0))
+    for n, event in enumerate(seq, start=1):
+        state = snapshot_from_json(plan, stored).state
+        stored = snapshot_to_json(Snapshot(state=transition(state, event).state, seq=n))
+    restored = snapshot_from_json(plan, json.loads(json.dumps(stored)))
+    assert restored.state == replay(MessageState(plan=plan), seq)
+    assert restored.seq == len(seq)
