@@ -30,6 +30,7 @@ from wafile.crypto import Sealer, Unsealable
 from wafile.db.senders import SenderRepository
 from wafile.errors import ConfigError, SenderNotFound, ValidationFailed
 from wafile.ids import new_id
+from wafile.services.recent import Recent
 
 __all__ = ["CreatedSender", "SenderService", "senders"]
 
@@ -40,7 +41,17 @@ class CreatedSender:
     generated_verify_token: str | None = field(default=None, repr=False)
 
 
+# How long a sender read for a message is reused (see services/recent.py).
+SENDER_TTL_SECONDS = 5.0
+
+
 class SenderService:
+    """Reads on the message path (`by_id`, `with_secrets`, `of_account`, the defaults)
+    may be up to `SENDER_TTL_SECONDS` old; the API's listings and lookups by name are not."""
+
+    def __init__(self) -> None:
+        self._recent = Recent(SENDER_TTL_SECONDS)
+
     async def add(
         self,
         session: AsyncSession,
@@ -79,6 +90,7 @@ class SenderService:
             created_at=now,
         )
         await repo.add(sender, sealed_secrets=_seal(sealer, secret_values))
+        self._recent.clear()  # a new first sender is the account's default
         return CreatedSender(sender=sender, generated_verify_token=generated)
 
     async def configure_sandbox(
@@ -99,6 +111,7 @@ class SenderService:
         database is even opened.
         """
         repo = SenderRepository(session)
+        self._recent.clear()
         existing = await repo.get_by_name(account.id, name)
         if existing is None:
             sender = Sender(
@@ -128,23 +141,34 @@ class SenderService:
     async def remove(self, session: AsyncSession, *, account: Account, name: str) -> None:
         sender = await self.get(session, account=account, name=name)
         await SenderRepository(session).remove(sender.id)
+        self._recent.clear()
 
     async def default_for(self, session: AsyncSession, *, account: Account) -> Sender | None:
-        return await SenderRepository(session).default_for(account.id)
+        repo = SenderRepository(session)
+        return await self._recent.get(
+            session, ("default", account.id), lambda: repo.default_for(account.id)
+        )
 
     async def of_account(self, session: AsyncSession, sender: Sender) -> list[Sender]:
         """All senders of the account `sender` belongs to (itself included)."""
-        return await SenderRepository(session).list_for(sender.account_id)
+        repo = SenderRepository(session)
+        return await self._recent.get(
+            session, ("of", sender.account_id), lambda: repo.list_for(sender.account_id)
+        )
 
     async def by_id(self, session: AsyncSession, sender_id: str) -> Sender | None:
-        found = await SenderRepository(session).get(sender_id)
+        found = await self._row(session, sender_id)
         return found[0] if found else None
+
+    async def _row(self, session: AsyncSession, sender_id: str) -> tuple[Sender, str] | None:
+        repo = SenderRepository(session)
+        return await self._recent.get(session, ("id", sender_id), lambda: repo.get(sender_id))
 
     async def with_secrets(
         self, session: AsyncSession, sealer: Sealer, sender_id: str
     ) -> tuple[Sender, WhatsAppSecrets]:
         """A sender by id with its credentials opened (channels, webhook checks)."""
-        found = await SenderRepository(session).get(sender_id)
+        found = await self._row(session, sender_id)
         if found is None:
             raise SenderNotFound(f"no sender {sender_id!r}")
         sender, sealed = found
@@ -182,6 +206,7 @@ class SenderService:
             created_at=now,
         )
         await repo.add(sender, sealed_secrets=_seal_sms(sealer, secret_values))
+        self._recent.clear()
         return sender
 
     async def configure_sandbox_sms(
@@ -198,6 +223,7 @@ class SenderService:
     ) -> SmsSender:
         """Create the sandbox SMS sender, or point it at today's address."""
         repo = SenderRepository(session)
+        self._recent.clear()
         existing = await repo.sms_get_by_name(account.id, name)
         sealed = _seal_sms(sealer, SmsSecrets(auth_token=auth_token))
         if existing is None:
@@ -227,14 +253,19 @@ class SenderService:
     async def sms_remove(self, session: AsyncSession, *, account: Account, name: str) -> None:
         sender = await self.sms_get(session, account=account, name=name)
         await SenderRepository(session).remove(sender.id)
+        self._recent.clear()
 
     async def sms_default_for(self, session: AsyncSession, *, account: Account) -> SmsSender | None:
-        return await SenderRepository(session).sms_default_for(account.id)
+        repo = SenderRepository(session)
+        return await self._recent.get(
+            session, ("sms-default", account.id), lambda: repo.sms_default_for(account.id)
+        )
 
     async def sms_with_secrets(
         self, session: AsyncSession, sealer: Sealer, sender_id: str
     ) -> tuple[SmsSender, SmsSecrets]:
-        found = await SenderRepository(session).sms_get(sender_id)
+        repo = SenderRepository(session)
+        found = await self._recent.get(session, ("sms", sender_id), lambda: repo.sms_get(sender_id))
         if found is None:
             raise SenderNotFound(f"no SMS sender {sender_id!r}")
         sender, sealed = found
