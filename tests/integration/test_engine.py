@@ -1,0 +1,54 @@
+"""The engine outlives the database dropping its connections (PostgreSQL restarts,
+failovers, idle timeouts): one transaction fails as `ServiceUnavailable`, never more."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.conftest import PG_URL
+from wafile.db.engine import session_factory, transaction
+from wafile.errors import ServiceUnavailable
+
+
+async def _kill_connections(engine: AsyncEngine) -> int:
+    """Terminate every server connection of the engine's database; how many."""
+    admin = await asyncpg.connect(PG_URL, timeout=10)
+    try:
+        return int(
+            await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                engine.url.database,
+            )
+        )
+    finally:
+        await admin.close()
+
+
+async def test_a_dropped_pool_recovers_after_one_failure(engine: AsyncEngine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to drop connections")
+    sessions = session_factory(engine)
+
+    async def one() -> int:
+        async with transaction(sessions) as s:
+            return int(await s.scalar(text("SELECT 1")) or 0)
+
+    # Fill the pool with several idle connections, then have the server drop them all.
+    async with engine.connect(), engine.connect(), engine.connect():
+        pass
+    assert await one() == 1
+    assert await _kill_connections(engine) >= 1
+
+    failures = 0
+    for _ in range(5):
+        try:
+            assert await one() == 1
+        except ServiceUnavailable:
+            failures += 1
+    # The first checkout finds its connection dead; that invalidates the whole pool.
+    assert failures <= 1, failures
+    assert await one() == 1
