@@ -41,7 +41,7 @@ import httpx
 from rich.progress import Progress
 
 from bench import ceiling
-from bench.server import prepare, serve, wait_until_up, worker
+from bench.server import prepare, serve, wait_settled, wait_until_up, worker
 from tests.support import emulator_command, free_port
 from wafile.core.senders import MAX_MPS
 from wafile.db.engine import create_engine
@@ -127,28 +127,11 @@ async def accept_all(
 async def wait_delivered(
     http: httpx.AsyncClient, total: int, seconds: float, progress: Progress
 ) -> list[dict[str, Any]]:
-    task = progress.add_task("delivered", total=total)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        done: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            params: dict[str, Any] = {"limit": 200}
-            if cursor:
-                params["cursor"] = cursor
-            page = (await http.get("/v1/messages", params=params)).json()
-            done += [m for m in page["data"] if m["status"] in ("delivered", "read")]
-            failed = [m for m in page["data"] if m["status"] == "failed"]
-            if failed:
-                raise SystemExit(f"{failed[0]['id']} failed: {failed[0]['reason']}")
-            cursor = page["next_cursor"]
-            if not cursor:
-                break
-        progress.update(task, completed=len(done))
-        if len(done) >= total:
-            return done
-        await asyncio.sleep(1)
-    raise SystemExit(f"only {len(done)} of {total} delivered within {seconds:.0f} s")
+    found = await wait_settled(http, total, seconds, progress, "delivered")
+    failed = [m for m in found if m["status"] == "failed"]
+    if failed:
+        raise SystemExit(f"{failed[0]['id']} failed: {failed[0]['reason']}")
+    return found
 
 
 def quantiles(values: list[float]) -> tuple[float, float]:

@@ -33,7 +33,7 @@ import httpx
 from rich.progress import Progress
 
 from bench.e2e import NUMBER, PDF, PHONE, add_sender, fresh_database, open_window, quantiles
-from bench.server import prepare, serve, wait_until_up, worker
+from bench.server import prepare, serve, wait_settled, wait_until_up, worker
 from tests.support import emulator_command, free_port
 from wafile.core.senders import MAX_MPS
 
@@ -98,27 +98,11 @@ async def wait_all_delivered(
     http: httpx.AsyncClient, total: int, seconds: float, progress: Progress
 ) -> list[dict[str, Any]]:
     """Every message, once all are delivered (by SMS)."""
-    task = progress.add_task("delivered by SMS", total=total)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            params: dict[str, Any] = {"limit": 200, **({"cursor": cursor} if cursor else {})}
-            page = (await http.get("/v1/messages", params=params)).json()
-            found += page["data"]
-            cursor = page["next_cursor"]
-            if not cursor:
-                break
-        failed = [m for m in found if m["status"] == "failed"]
-        if failed:
-            raise SystemExit(f"{failed[0]['id']} failed: {failed[0]['reason']}")
-        done = [m for m in found if m["status"] == "delivered"]
-        progress.update(task, completed=len(done))
-        if len(done) >= total:
-            return done
-        await asyncio.sleep(1)
-    raise SystemExit(f"not every message delivered within {seconds:.0f} s")
+    found = await wait_settled(http, total, seconds, progress, "delivered by SMS")
+    failed = [m for m in found if m["status"] != "delivered"]
+    if failed:
+        raise SystemExit(f"{failed[0]['id']} {failed[0]['status']}: {failed[0]['reason']}")
+    return found
 
 
 async def main_async(args: argparse.Namespace, url: str, tmp: Path) -> str:

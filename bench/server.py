@@ -3,14 +3,17 @@ separate process (as in production)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
+from rich.progress import Progress
 
 from tests.support import TEST_SECRET, make_settings
 from wafile.db import migrate
@@ -18,7 +21,10 @@ from wafile.db.engine import create_engine, session_factory, transaction
 from wafile.services.accounts import accounts
 from wafile.services.api_keys import api_keys
 
-__all__ = ["prepare", "serve", "wait_until_up", "worker"]
+__all__ = ["all_messages", "prepare", "serve", "wait_settled", "wait_until_up", "worker"]
+
+# Statuses a message can still leave (the rest are final, or `delivered` → `read`).
+UNSETTLED = ("accepted", "in_progress")
 
 
 async def prepare(database_url: str, tmp: Path) -> str:
@@ -71,3 +77,34 @@ def wait_until_up(proc: subprocess.Popen[bytes], url: str, seconds: float = 30) 
             time.sleep(0.1)
     proc.kill()
     raise SystemExit(f"the server behind {url} did not start")
+
+
+async def all_messages(http: httpx.AsyncClient, **filters: str) -> list[dict[str, Any]]:
+    """Every message of the bench account (matching `filters`), page by page."""
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 200, **filters, **({"cursor": cursor} if cursor else {})}
+        page = (await http.get("/v1/messages", params=params)).json()
+        found += page["data"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return found
+
+
+async def wait_settled(
+    http: httpx.AsyncClient, total: int, seconds: float, progress: Progress, label: str
+) -> list[dict[str, Any]]:
+    """Every message, once none is still accepted or in progress.
+
+    The polls list only the unsettled messages, so that watching a run costs the
+    server little next to the run itself (it used to page through all of them)."""
+    task = progress.add_task(label, total=total)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pending = sum([len(await all_messages(http, status=s)) for s in UNSETTLED])
+        progress.update(task, completed=total - pending)
+        if pending == 0:
+            return await all_messages(http)
+        await asyncio.sleep(1)
+    raise SystemExit(f"messages still unsettled after {seconds:.0f} s")
