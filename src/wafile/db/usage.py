@@ -1,5 +1,6 @@
-"""Usage repository: the account's messages of a period with their event logs, read
-for the usage report (services/usage.py counts them)."""
+"""Usage repository: the account's messages of a period with their states, read for
+the usage report (services/usage.py counts them). A message's state is its stored
+snapshot; only messages from before snapshots bring their event logs to replay."""
 
 from __future__ import annotations
 
@@ -11,15 +12,20 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wafile.core.message import Snapshot
+from wafile.core.message_codec import snapshot_from_json
 from wafile.core.plan import Channel, Plan, PlanStep, make_plan, plan_from_json
 from wafile.db.tables import MessageEventRow, MessageRow
 
 __all__ = ["LoggedMessage", "UsageRepository"]
 
+LOG_CHUNK = 500  # ids per IN (...) list: well under every driver's parameter limit
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class LoggedMessage:
-    """A message as the report needs it: whom it went to, and its event log."""
+    """A message as the report needs it: whom it went to, and its state (the snapshot,
+    or for a message from before snapshots its event log)."""
 
     id: str
     sender_id: str
@@ -27,7 +33,8 @@ class LoggedMessage:
     status: str
     created_at: datetime
     plan: Plan
-    events: Sequence[dict[str, Any]]  # core.message_codec documents, in order
+    snapshot: Snapshot | None
+    events: Sequence[dict[str, Any]]  # core.message_codec documents, in order; () with a snapshot
 
 
 class UsageRepository:
@@ -48,19 +55,11 @@ class UsageRepository:
                 select(MessageRow).where(*period).order_by(MessageRow.created_at, MessageRow.id)
             )
         )
-        if not rows:
-            return []
-        # One query for every log (by the same period, not a list of ids: no size limit).
-        logs: dict[str, list[dict[str, Any]]] = {row.id: [] for row in rows}
-        events = await self._session.execute(
-            select(MessageEventRow.message_id, MessageEventRow.event)
-            .join(MessageRow, MessageRow.id == MessageEventRow.message_id)
-            .where(*period)
-            .order_by(MessageEventRow.message_id, MessageEventRow.seq)
-        )
-        for message_id, event in events:
-            if message_id in logs:  # created meanwhile: not in `rows`
-                logs[message_id].append(event)
+        plans = {
+            row.id: plan_from_json(row.plan) if row.plan else _whatsapp_only(row.sender_id)
+            for row in rows
+        }
+        logs = await self._logs([row.id for row in rows if not row.state])
         return [
             LoggedMessage(
                 id=row.id,
@@ -68,11 +67,25 @@ class UsageRepository:
                 to=row.to_number,
                 status=row.status,
                 created_at=row.created_at,
-                plan=plan_from_json(row.plan) if row.plan else _whatsapp_only(row.sender_id),
-                events=logs[row.id],
+                plan=plans[row.id],
+                snapshot=snapshot_from_json(plans[row.id], row.state) if row.state else None,
+                events=logs.get(row.id, ()),
             )
             for row in rows
         ]
+
+    async def _logs(self, message_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The event logs of messages without a snapshot, a chunk of ids per query."""
+        logs: dict[str, list[dict[str, Any]]] = {}
+        for i in range(0, len(message_ids), LOG_CHUNK):
+            events = await self._session.execute(
+                select(MessageEventRow.message_id, MessageEventRow.event)
+                .where(MessageEventRow.message_id.in_(message_ids[i : i + LOG_CHUNK]))
+                .order_by(MessageEventRow.message_id, MessageEventRow.seq)
+            )
+            for message_id, event in events:
+                logs.setdefault(message_id, []).append(event)
+        return logs
 
 
 def _whatsapp_only(sender_id: str) -> Plan:

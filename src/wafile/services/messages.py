@@ -4,8 +4,9 @@ apply events through the state machine, and prepare what a send job needs.
 A message's event log is its record of truth: its state is the log replayed through
 `core.message_state.transition`, and every event, applied or not, is appended with
 why. The state after the last event is kept on the message row (its snapshot), so an
-event is applied without replaying the log; messages from before snapshots replay. Effects are carried out in the same transaction as the event that caused them:
-a new attempt is a `message.send` job, a fallback deadline a `message.deadline` job.
+event is applied without replaying the log; messages from before snapshots replay.
+Effects are carried out in the same transaction as the event that caused them: a new
+attempt is a `message.send` job, a fallback deadline a `message.deadline` job.
 """
 
 from __future__ import annotations

@@ -90,6 +90,8 @@ def conversation_starts(
 
 
 def _state(message: LoggedMessage) -> MessageState:
+    if message.snapshot is not None:
+        return message.snapshot.state
     return replay(MessageState(plan=message.plan), (event_from_json(e) for e in message.events))
 
 
