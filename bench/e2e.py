@@ -41,7 +41,7 @@ import httpx
 from rich.progress import Progress
 
 from bench import ceiling
-from bench.server import prepare, serve, wait_settled, wait_until_up, worker
+from bench.server import cpu_seconds, prepare, serve, wait_settled, wait_until_up, worker
 from tests.support import emulator_command, free_port
 from wafile.core.senders import MAX_MPS
 from wafile.db.engine import create_engine
@@ -190,9 +190,12 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path, bare: float)
             await open_window(http, f"http://127.0.0.1:{emulator_port}")  # a worker applies it
             upload = await http.post("/v1/media", files={"file": ("bench.pdf", PDF)})
             upload.raise_for_status()
+            ours = [procs[0], *procs[2:]]  # serve and the workers, not the emulator
+            cpu_before = [cpu_seconds(p.pid) for p in ours]
             with Progress() as progress:
                 latencies, took = await accept_all(http, upload.json()["id"], args, progress)
                 delivered = await wait_delivered(http, args.messages, args.timeout, progress)
+            cpu_after = [cpu_seconds(p.pid) for p in ours]
     finally:
         for proc in procs:
             proc.terminate()
@@ -218,8 +221,18 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path, bare: float)
         f"p99={a99 * 1000:.1f}ms\n"
         f"  delivered/s={delivered_per_s:.0f} accept→delivered p50={d50:.2f}s p99={d99:.2f}s\n"
         f"  bare-insert ceiling={bare:.0f} req/s ({args.concurrency} concurrent); "
-        f"delivered/s is {100 * delivered_per_s / bare:.1f}% of it"
+        f"delivered/s is {100 * delivered_per_s / bare:.1f}% of it\n"
+        f"  {_cpu_line(cpu_before, cpu_after, args.messages)}"
     )
+
+
+def _cpu_line(before: list[float | None], after: list[float | None], messages: int) -> str:
+    """wafile's CPU per message (serve and workers, the bench's polling included)."""
+    if None in before or None in after:
+        return "CPU per message: not measured (needs /proc)"
+    used = [b - a for a, b in zip(before, after, strict=True) if a is not None and b is not None]
+    parts = ", ".join(f"{1000 * u / messages:.1f}" for u in used)
+    return f"CPU per message={1000 * sum(used) / messages:.1f}ms (serve, workers: {parts})"
 
 
 def main() -> None:

@@ -21,7 +21,15 @@ from wafile.db.engine import create_engine, session_factory, transaction
 from wafile.services.accounts import accounts
 from wafile.services.api_keys import api_keys
 
-__all__ = ["all_messages", "prepare", "serve", "wait_settled", "wait_until_up", "worker"]
+__all__ = [
+    "all_messages",
+    "cpu_seconds",
+    "prepare",
+    "serve",
+    "wait_settled",
+    "wait_until_up",
+    "worker",
+]
 
 # Statuses a message can still leave (the rest are final, or `delivered` → `read`).
 UNSETTLED = ("accepted", "in_progress")
@@ -108,3 +116,13 @@ async def wait_settled(
             return await all_messages(http)
         await asyncio.sleep(1)
     raise SystemExit(f"messages still unsettled after {seconds:.0f} s")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far; None off Linux."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
