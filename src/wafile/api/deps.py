@@ -23,7 +23,9 @@ from wafile.services.api_keys import api_keys
 __all__ = ["ApiKeyAuth", "ContextDep", "SessionDep", "presented_key"]
 
 
-def get_context(request: Request) -> AppContext:
+# Dependencies are `async def` even when they never await: FastAPI runs a plain `def`
+# dependency in its thread pool, a thread hop on every request (seen in a profile).
+async def get_context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
 
@@ -44,7 +46,7 @@ _api_key_header = APIKeyHeader(
 )
 
 
-def presented_key(
+async def presented_key(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     header_key: Annotated[str | None, Security(_api_key_header)],
 ) -> str:
