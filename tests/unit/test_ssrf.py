@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from wafile.channels.guarded_http import GuardedTransport, OutboundGuard
+from wafile.channels.guarded_http import GuardedTransport, OutboundGuard, system_resolver
 from wafile.config import Settings
 from wafile.core.ssrf import (
     Address,
@@ -301,3 +301,11 @@ def test_the_settings_that_shape_the_guard() -> None:
     assert guard.allow.allows_host("files.corp") and not guard.allow_loopback
     with pytest.raises(ValidationError, match="not a host name"):
         settings(outbound_allow="files.corp, not a host")
+
+
+async def test_the_system_resolver_takes_an_address_as_it_is() -> None:
+    """No resolver call (a thread hop in asyncio) for a host that is an address."""
+    assert await system_resolver("127.0.0.1", 443) == [IPv4Address("127.0.0.1")]
+    assert await system_resolver("::1", 443) == [IPv6Address("::1")]
+    assert await system_resolver("[2001:db8::1]", 443) == [IPv6Address("2001:db8::1")]
+    assert IPv4Address("127.0.0.1") in await system_resolver("localhost", 443)

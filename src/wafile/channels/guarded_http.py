@@ -48,6 +48,10 @@ Resolver = Callable[[str, int], Awaitable[Sequence[Address]]]
 
 async def system_resolver(host: str, port: int) -> list[Address]:
     """The host's addresses as the system resolver gives them (getaddrinfo)."""
+    try:  # an address already: no resolver (asyncio's getaddrinfo is a thread hop)
+        return [ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     found: list[Address] = []
