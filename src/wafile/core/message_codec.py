@@ -25,14 +25,7 @@ from wafile.core.message_state import (
 from wafile.core.plan import Channel, Plan
 from wafile.core.provider_errors import Disposition
 
-__all__ = [
-    "Snapshot",
-    "event_from_json",
-    "event_to_json",
-    "snapshot_from_json",
-    "snapshot_to_json",
-]
-
+__all__ = ["event_from_json", "event_to_json", "snapshot_from_json", "snapshot_to_json"]
 
 _KINDS: dict[type, str] = {
     Accepted: "accepted",
