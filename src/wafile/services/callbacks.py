@@ -120,7 +120,11 @@ def _bodies(event: dict[str, Any], formats: set[str]) -> dict[str, str | None]:
         known = FORMATS.get(name)
         if known is None:  # a dialect this version no longer has: never fail the event
             log.warning("callback format %r is unknown: its endpoints get nothing", name)
-        shaped = known.build(event) if known is not None else None
+        try:
+            shaped = known.build(event) if known is not None else None
+        except Exception:  # a builder's bug must not stop the event for everyone else
+            log.exception("callback format %r failed on a %s event", name, event.get("type"))
+            shaped = None
         built[name] = None if shaped is None else _json(shaped)
     return built
 
