@@ -86,6 +86,9 @@ class Settings(BaseSettings):
         default=RETRY_SCHEDULE, min_length=1, max_length=50
     )
     callback_failing_after_seconds: float = Field(default=24 * 3600, gt=0)
+    # The signed link to a user's file in an `inbound.received` event: it must outlive
+    # the event's retries (about three days).
+    callback_link_lifetime_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=366 * 24 * 3600)
     callback_allow_loopback_http: bool = False  # always allowed in sandbox mode
     # Outbound requests to client-given URLs (remote files, callbacks): the SSRF guard
     # (docs/configuration.md, "Remote files"). Hosts, `*.suffix`es and CIDRs, comma-separated.

@@ -3,10 +3,12 @@ page's sendFile request (its body link served by a test origin on 127.0.0.1) ref
 while the client has not written, then, once getTimers shows the window open, answered
 in the page's response shape with the file in the emulator phone's inbox; sendTemplate
 for a client outside the window; hostile variants, each a FAIL with its reason, never
-problem+json."""
+problem+json; the webhook: the client's messages from the emulator as the incoming
+hook (`"hook": "new"`) whatever `readStatus` says, and the status hooks with it on."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Iterator
@@ -260,7 +262,9 @@ async def test_set_webhook_gets_sent_delivered_and_read_hooks(
             return any(h["hook"] == "read" for h in received())
 
         await eventually(read, "the read hook at the webhook URL", seconds=WAIT)
-        got = received()
+        # The client's message that opened the window first, then the send's statuses.
+        new, *got = received()
+        assert (new["hook"], new["from"], new["body"]) == ("new", READER, "hello")
         assert [h["hook"] for h in got] == ["sent", "delivered", "read"]
         for hook in got:
             assert set(hook) == {"status", "hook", "unique", "to", "timestamp"}
@@ -295,3 +299,111 @@ async def test_set_webhook_refusals_are_fails(
         fail(await http.get("/99digital/whatsapp/v2/getWebhook"), 9, 405)
         listed = await http.get("/v1/webhooks", headers={"Authorization": f"Bearer {sandbox_key}"})
         assert listed.json()["data"] == []
+
+
+# The webhook page's incoming-message payload (vendors.md), every field of it.
+NEW_KEYS = {
+    "status", "hook", "unique", "from", "from_id", "username", "country", "phone", "to",
+    "senderName", "type", "body", "caption", "isForwarded", "timestamp", "media", "quote",
+    "quoteUnique", "profilePic", "conversationTimeLeft",
+}  # fmt: skip
+
+
+async def test_incoming_messages_reach_the_webhook_as_the_new_hook(
+    live_server: LiveServer,
+    sandbox_key: str,
+    origin: AppServer,
+    receiver: tuple[Receiver, AppServer],
+) -> None:
+    rec, hooks = receiver
+    url = f"{hooks.url}/incoming"
+    async with live_server.client(headers={"Authorization": f"Bearer {sandbox_key}"}) as http:
+        # readStatus 0 (the default): incoming messages only, no status hooks.
+        set_off = await http.post(
+            "/99digital/whatsapp/v2/setWebhook",
+            json={"apiKey": sandbox_key, "from": FROM, "url": url},
+        )
+        assert set_off.json()["readStatus"] == 0, set_off.text
+        [endpoint] = (await http.get("/v1/webhooks")).json()["data"]
+        assert (endpoint["enabled"], endpoint["events"]) == (True, ["inbound.received"])
+
+        wrote = await http.post(
+            f"{CONTROL}/phones/{TO}/messages",
+            json={"to": CREDS.whatsapp_phone_number_id, "text": "hello"},
+        )
+        assert wrote.status_code == 201, wrote.text
+        document = await http.post(
+            f"{CONTROL}/phones/{TO}/messages",
+            json={
+                "to": CREDS.whatsapp_phone_number_id,
+                "type": "document",
+                "filename": "ReadMe.pdf",
+                "mime_type": "application/pdf",
+                "caption": "the contract",
+                "content_base64": base64.b64encode(PDF).decode(),
+            },
+        )
+        assert document.status_code == 201, document.text
+
+        def received() -> list[dict[str, Any]]:
+            return [json.loads(body) for _, body in rec.at("/incoming")]
+
+        async def both() -> bool:
+            return len(received()) == 2
+
+        await eventually(both, "two incoming hooks", seconds=WAIT)
+        by_type = {h["type"]: h for h in received()}
+        text, file = by_type["text"], by_type["document"]
+        inbound = {i["type"]: i for i in (await http.get("/v1/inbound")).json()["data"]}
+        for hook in (text, file):
+            assert set(hook) == NEW_KEYS
+            assert (hook["status"], hook["hook"], hook["from"], hook["phone"], hook["to"]) == (
+                "OK",
+                "new",
+                TO,
+                TO,
+                FROM,
+            )
+            assert hook["country"] == "IL" and hook["from_id"].startswith("IL.")
+            assert hook["timestamp"].isdigit() and isinstance(hook["conversationTimeLeft"], str)
+            # `unique` is WhatsApp's message id: what sendFile's replyTo takes.
+            assert hook["unique"] == inbound[hook["type"]]["provider_message_id"]
+        assert (text["body"], text["media"], text["quote"]) == ("hello", False, False)
+        assert text["from_id"] == file["from_id"]  # stable per client
+        assert (file["caption"], file["media"]) == ("the contract", True)
+        async with httpx.AsyncClient() as anyone:  # the body is a link to wafile's copy
+            linked = await anyone.get(file["body"])
+        assert linked.status_code == 200 and linked.content == PDF
+
+        # readStatus 0: a send that is read reports nothing.
+        await open_window(http, "+" + READER)
+        sent = await http.post(
+            "/99digital/whatsapp/v2/sendFile",
+            json={"apiKey": sandbox_key, "from": FROM, "to": READER, "body": f"{origin.url}/a.pdf"},
+        )
+        unique = sent.json()["unique"]
+
+        async def read() -> bool:
+            return (await http.get(f"/v1/messages/{unique}")).json()["status"] == "read"
+
+        await eventually(read, "the send read", seconds=WAIT)
+        # Its statuses made no delivery: the endpoint's log holds the three hellos only.
+        log = f"/v1/webhooks/{endpoint['id']}/deliveries"
+
+        async def settled() -> bool:
+            found = (await http.get(log)).json()["data"]
+            return len(found) == 3 and all(d["status"] == "delivered" for d in found)
+
+        await eventually(settled, "the reader's hello delivered", seconds=WAIT)
+        assert {d["event_type"] for d in (await http.get(log)).json()["data"]} == {
+            "inbound.received"
+        }
+        assert [h["hook"] for h in received()] == ["new", "new", "new"]
+
+        on = await http.post(
+            "/99digital/whatsapp/v2/setWebhook",
+            json={"apiKey": sandbox_key, "from": FROM, "url": url, "readStatus": 1},
+        )
+        assert on.json()["readStatus"] == 1
+        [endpoint] = (await http.get("/v1/webhooks")).json()["data"]
+        assert endpoint["events"] == ["inbound.received", "attempt.*"]

@@ -2,7 +2,8 @@
 secrets shown once, tenant isolation), a message sent through the sandbox emulator
 producing signed events in sequence order at an endpoint and at its callback_url, a
 receiver that is down and then up, a redirect that is not followed, the delivery log,
-failing endpoints and manual redelivery."""
+failing endpoints and manual redelivery; a user's messages (text, and a file from the
+emulator) as `inbound.received` events; a vendor format's own retry schedule."""
 
 from __future__ import annotations
 
@@ -10,18 +11,28 @@ import hashlib
 import hmac
 import json
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response
 
 from tests.integration.callback_receiver import Receiver, verified
-from tests.integration.test_messages import PHONE, open_window, setup, until_status
-from tests.integration.test_whatsapp_webhooks import sandbox_sender
+from tests.integration.test_messages import CONTROL, PHONE, open_window, setup, until_status
+from tests.integration.test_whatsapp_webhooks import (
+    CREDS,
+    HOOK,
+    NOW,
+    PDF,
+    PDF_B64,
+    envelope,
+    sandbox_sender,
+    signed,
+)
 from tests.support import (
     AppServer,
     LiveServer,
@@ -34,6 +45,8 @@ from tests.support import (
 from wafile.config import Settings
 from wafile.core import callback_formats
 from wafile.core.callback_formats import CallbackFormat
+from wafile.db.engine import session_factory, transaction
+from wafile.db.tables import WebhookReceiptRow
 
 # Fast retries, so a receiver outage and a used-up schedule fit in a test.
 SCHEDULE = (0.0, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3)
@@ -372,3 +385,158 @@ async def test_an_endpoint_in_a_vendor_format_gets_that_shape_and_signature(
             expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
             assert headers["x-vendor-signature"] == expected
             assert "webhook-signature" not in headers
+
+
+async def _processed(engine: AsyncEngine) -> int:
+    """Provider webhooks applied so far."""
+    async with transaction(session_factory(engine)) as session:
+        found = await session.scalar(
+            select(func.count())
+            .select_from(WebhookReceiptRow)
+            .where(WebhookReceiptRow.processed_at.is_not(None))
+        )
+        return int(found or 0)
+
+
+async def test_an_inbound_message_is_one_signed_event_with_its_file(
+    live_server: LiveServer, engine: AsyncEngine, receiver: tuple[Receiver, AppServer]
+) -> None:
+    rec, server = receiver
+    key = await sandbox_sender(engine, live_server)
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        endpoints = {}
+        for path, events in (
+            ("/in", ["inbound.received"]),
+            ("/all", None),
+            ("/msg", ["message.*"]),
+        ):
+            made = await http.post(
+                "/v1/webhooks", json={"url": f"{server.url}{path}", "events": events}
+            )
+            assert made.status_code == 201, made.text
+            endpoints[path] = made.json()
+        # A user writes (Meta's webhook, signed, as the emulator would post it); Meta
+        # redelivers it: one inbound message, one event.
+        text = {
+            "from": "4917612345678",
+            "id": "wamid.HELLO",
+            "timestamp": str(NOW),
+            "type": "text",
+            "text": {"body": "hello"},
+            "context": {"id": "wamid.EARLIER"},
+        }
+        body = envelope(
+            messages=[text], contacts=[{"wa_id": "4917612345678", "profile": {"name": "Ada"}}]
+        )
+        for _ in range(2):
+            assert (await http.post(HOOK, content=body, headers=signed(body))).status_code == 200
+
+        async def both_applied() -> bool:
+            return await _processed(engine) == 2 and len(rec.at("/in")) == 1
+
+        await eventually(both_applied, "the webhook and its redelivery applied", seconds=WAIT)
+        [event] = verified(endpoints["/in"]["secret"], rec.at("/in"))
+        [listed] = (await http.get("/v1/inbound")).json()["data"]
+        assert event["type"] == "inbound.received" and event["inbound"] == listed
+        assert (listed["text"], listed["reply_to"], listed["profile_name"]) == (
+            "hello",
+            "wamid.EARLIER",
+            "Ada",
+        )
+        assert event["to"] == "+" + CREDS.whatsapp_display_number
+        assert (event["media_url"], event["at"]) == (None, listed["received_at"])
+
+        # A file: its event comes once the file is in the media store, with a link.
+        sent = await http.post(
+            f"{CONTROL}/phones/12015550101/messages",
+            json={
+                "to": CREDS.whatsapp_phone_number_id,
+                "type": "document",
+                "filename": "Befund.pdf",
+                "mime_type": "application/pdf",
+                "caption": "my results",
+                "content_base64": PDF_B64,
+            },
+        )
+        assert sent.status_code in (200, 201), sent.text
+
+        async def second() -> bool:
+            return len(rec.at("/in")) == 2 and len(rec.at("/all")) == 2
+
+        await eventually(second, "the document's event", seconds=WAIT)
+        _, document = verified(endpoints["/in"]["secret"], rec.at("/in"))
+        assert verified(endpoints["/all"]["secret"], rec.at("/all"))[1]["id"] == document["id"]
+        item = document["inbound"]
+        assert (item["type"], item["filename"], item["caption"]) == (
+            "document",
+            "Befund.pdf",
+            "my results",
+        )
+        assert item["media_id"] and item["media_error"] is None
+        content = await http.get(f"/v1/media/{item['media_id']}/content")
+        assert content.content == PDF
+        async with httpx.AsyncClient() as anyone:  # the link needs no key
+            linked = await anyone.get(document["media_url"])
+        assert linked.status_code == 200 and linked.content == PDF
+        assert document["media_url_expires_at"] > document["at"]
+        assert rec.at("/msg") == []  # its filter takes message events only
+
+        # The delivery log names the inbound message, not a message.
+        found = (await http.get(f"/v1/webhooks/{endpoints['/in']['id']}/deliveries")).json()
+        assert [d["inbound_id"] for d in found["data"]] == [item["id"], listed["id"]]
+        assert {(d["message_id"], d["sequence"], d["status"]) for d in found["data"]} == {
+            (None, 0, "delivered")
+        }
+        assert found["data"][0]["event"] == document
+        # Redelivered by hand like any delivery.
+        again = await http.post(f"/v1/webhooks/deliveries/{found['data'][1]['id']}/retry")
+        assert again.status_code == 202, again.text
+
+        async def redelivered() -> bool:
+            return len(rec.at("/in")) == 3
+
+        await eventually(redelivered, "the manual redelivery", seconds=WAIT)
+        assert verified(endpoints["/in"]["secret"], rec.at("/in"))[2] == event
+
+
+async def test_a_vendor_format_retries_on_its_vendors_schedule(
+    live_server: LiveServer, engine: AsyncEngine, receiver: tuple[Receiver, AppServer]
+) -> None:
+    """The configured (fast) schedule is wafile's: a 99digital webhook retries at once,
+    then five minutes later, as 99digital does."""
+    rec, server = receiver
+    rec.answers["/99"] = rec.answers["/std"] = Response("down", status_code=503)
+    key = await sandbox_sender(engine, live_server)
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        made = {}
+        for path, fmt in (("/99", "99digital"), ("/std", "standard")):
+            resp = await http.post(
+                "/v1/webhooks",
+                json={"url": f"{server.url}{path}", "format": fmt, "events": ["inbound.*"]},
+            )
+            made[fmt] = resp.json()
+        await open_window(http, PHONE)
+
+        async def log_of(fmt: str) -> dict[str, Any]:
+            found = await http.get(f"/v1/webhooks/{made[fmt]['id']}/deliveries")
+            data = found.json()["data"]
+            return dict(data[0]) if data else {}
+
+        async def standard_gave_up() -> bool:
+            return (await log_of("standard")).get("status") == "failed"
+
+        await eventually(standard_gave_up, "wafile's schedule used up", seconds=WAIT)
+        assert len((await log_of("standard"))["attempts"]) == len(SCHEDULE)
+
+        async def retried_once() -> bool:
+            return len((await log_of("99digital")).get("attempts", [])) == 2
+
+        await eventually(retried_once, "99digital's immediate retry", seconds=WAIT)
+        delivery = await log_of("99digital")
+        assert delivery["status"] == "pending" and len(rec.at("/99")) == 2
+        hook = json.loads(rec.at("/99")[0][1])
+        assert (hook["hook"], hook["from"]) == ("new", PHONE[1:])
+        last = datetime.fromisoformat(delivery["last_attempt_at"])
+        due = datetime.fromisoformat(delivery["next_attempt_at"])
+        # Five minutes, shortened by up to 20 % of jitter.
+        assert timedelta(minutes=4) <= due - last <= timedelta(minutes=5)

@@ -86,7 +86,17 @@ class Listener:
 
 
 def event_line(event: dict[str, Any], *, received: datetime, again: bool = False) -> str:
-    """One readable line: arrival time, message, sequence, type, what changed."""
+    """One readable line: arrival time, message, sequence, type, what changed (for an
+    inbound message: who wrote, and what)."""
+    notes = " late" * bool(event.get("late")) + " (again)" * again
+    inbound: dict[str, Any] | None = event.get("inbound")
+    if inbound is not None:
+        said = inbound.get("text") or inbound.get("filename") or inbound.get("type")
+        return (
+            f"{received:%H:%M:%S.%f}"[:-3]
+            + f"  {inbound.get('id', '?')}  {event.get('type')}"
+            + f"  {inbound.get('from_number')} -> {event.get('to')}: {said}{notes}"
+        )
     message: dict[str, Any] = event.get("message") or {}
     change = f"{event.get('previous') or 'new'} -> {event.get('status')}"
     subject = ""
@@ -97,7 +107,6 @@ def event_line(event: dict[str, Any], *, received: datetime, again: bool = False
         subject = f" {attempt.get('channel', 'attempt')}#{number}"
         if attempt.get("error_code") is not None:
             change += f" ({attempt['error_code']})"
-    notes = " late" * bool(event.get("late")) + " (again)" * again
     return (
         f"{received:%H:%M:%S.%f}"[:-3]
         + f"  {message.get('id', '?')}  #{event.get('sequence')}  {event.get('type')}"

@@ -5,7 +5,9 @@ Standard Webhooks way. A vendor dialect adds its vendor's format here: `build` t
 the native event document into the vendor's body (or None: the vendor reports nothing
 for this event), `sign` gives the vendor's signature headers for the raw body. Both are
 pure; the body is built when the event happens and stored, so every retry sends the
-same bytes, and signed at each attempt.
+same bytes, and signed at each attempt. `retry_schedule` is when a failed delivery is
+tried again: the vendor's own where its documentation gives one, else wafile's
+(`RETRY_SCHEDULE`, about three days, which `WAFILE_CALLBACK_RETRY_SCHEDULE` replaces).
 """
 
 from __future__ import annotations
@@ -18,10 +20,33 @@ from typing import Any, Final
 
 from wafile.core.vendor_callbacks import digital99, insider, sinch, telesign
 
-__all__ = ["FORMATS", "STANDARD", "CallbackFormat", "Signer", "format_named"]
+__all__ = [
+    "FORMATS",
+    "RETRY_SCHEDULE",
+    "STANDARD",
+    "CallbackFormat",
+    "Signer",
+    "format_named",
+]
 
 # (raw body, the endpoint's secret, the event id, the time of this attempt) -> headers
 Signer = Callable[[bytes, str, str, datetime], dict[str, str]]
+
+# wafile's schedule. Seconds before automatic attempt n+1 (index n): immediately, then
+# backing off over about three days (Standard Webhooks / Svix style). After the last
+# one the delivery is `failed` (still in the log; redeliver it by hand).
+RETRY_SCHEDULE: Final[tuple[float, ...]] = (
+    0,
+    5,
+    5 * 60,
+    30 * 60,
+    2 * 3600,
+    5 * 3600,
+    10 * 3600,
+    14 * 3600,
+    20 * 3600,
+    24 * 3600,
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -31,6 +56,9 @@ class CallbackFormat:
     build: Callable[[dict[str, Any]], dict[str, Any] | None]
     # The vendor's signature headers; None: Standard Webhooks (the channel signs).
     sign: Signer | None = None
+    # When a failed delivery is tried again (RETRY_SCHEDULE's shape): the vendor's own
+    # schedule; None: wafile's (RETRY_SCHEDULE, or WAFILE_CALLBACK_RETRY_SCHEDULE).
+    retry_schedule: tuple[float, ...] | None = None
 
 
 STANDARD: Final = "standard"
@@ -44,8 +72,12 @@ _FORMATS: dict[str, CallbackFormat] = {
     STANDARD: CallbackFormat(name=STANDARD, build=_native),
     insider.FORMAT: CallbackFormat(name=insider.FORMAT, build=insider.build),
     telesign.FORMAT: CallbackFormat(name=telesign.FORMAT, build=telesign.build, sign=telesign.sign),
-    sinch.FORMAT: CallbackFormat(name=sinch.FORMAT, build=sinch.build),
-    digital99.FORMAT: CallbackFormat(name=digital99.FORMAT, build=digital99.build),
+    sinch.FORMAT: CallbackFormat(
+        name=sinch.FORMAT, build=sinch.build, retry_schedule=sinch.RETRY_SCHEDULE
+    ),
+    digital99.FORMAT: CallbackFormat(
+        name=digital99.FORMAT, build=digital99.build, retry_schedule=digital99.RETRY_SCHEDULE
+    ),
 }
 FORMATS: Final[Mapping[str, CallbackFormat]] = MappingProxyType(_FORMATS)
 

@@ -1,9 +1,11 @@
-"""Customer callbacks, the pure part: event types and filters, the event document,
+"""Customer callbacks, the pure part: event types and filters, the event documents,
 and when a failed delivery is tried again.
 
 One `Notify` effect of the message state machine is one event. Its document carries
 the whole message as `GET /v1/messages/{id}` shows it (without the event log) at the
 moment of the event, so a receiver never has to call back to learn what happened.
+A message a user sends in is one `inbound.received` event, carrying it as
+`GET /v1/inbound` shows it (with its file, once the file is in the media store).
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
-from wafile.core.callback_formats import STANDARD
+from wafile.core.callback_formats import RETRY_SCHEDULE, STANDARD
+from wafile.core.inbound import Inbound
 from wafile.core.message import Message
 from wafile.core.message_state import AttemptStatus, MessageState, MessageStatus, Notify
 
 __all__ = [
     "ALL_EVENTS",
     "EVENT_TYPES",
+    "INBOUND_RECEIVED",
     "RETRY_JITTER",
     "RETRY_SCHEDULE",
     "Delivery",
@@ -29,33 +33,23 @@ __all__ = [
     "Endpoint",
     "event_document",
     "filter_matches",
+    "inbound_document",
+    "inbound_event_document",
     "invalid_filters",
     "message_document",
     "retry_delay",
 ]
 
 ALL_EVENTS: Final = "*"
-# Every type an event can have: `message.<status>` and `attempt.<status>`.
+INBOUND_RECEIVED: Final = "inbound.received"  # a user's message came in
+# Every type an event can have: `message.<status>`, `attempt.<status>` and inbound's.
 EVENT_TYPES: Final = frozenset(
-    {f"message.{s}" for s in MessageStatus} | {f"attempt.{s}" for s in AttemptStatus}
+    {f"message.{s}" for s in MessageStatus}
+    | {f"attempt.{s}" for s in AttemptStatus}
+    | {INBOUND_RECEIVED}
 )
-_WILDCARDS: Final = frozenset({ALL_EVENTS, "message.*", "attempt.*"})
+_WILDCARDS: Final = frozenset({ALL_EVENTS, "message.*", "attempt.*", "inbound.*"})
 
-# Seconds before automatic attempt n+1 (index n): immediately, then backing off over
-# about three days (Standard Webhooks / Svix style). After the last one the delivery
-# is `failed` (still in the log; redeliver it by hand).
-RETRY_SCHEDULE: Final[tuple[float, ...]] = (
-    0,
-    5,
-    5 * 60,
-    30 * 60,
-    2 * 3600,
-    5 * 3600,
-    10 * 3600,
-    14 * 3600,
-    20 * 3600,
-    24 * 3600,
-)
 # Each delay is shortened by a random share of up to this much, so deliveries that
 # failed together (a receiver outage) spread out instead of returning in one burst.
 RETRY_JITTER: Final = 0.2
@@ -104,12 +98,16 @@ class DeliveryAttempt:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Delivery:
-    """One event to one target: an endpoint, or the message's callback_url (None)."""
+    """One event to one target: an endpoint, or the message's callback_url (None).
+
+    The event is of a message (`message_id`, ordered by `sequence`) or of an inbound
+    message (`inbound_id`; `sequence` 0: inbound events have no order of their own).
+    """
 
     id: str
     account_id: str
     endpoint_id: str | None
-    message_id: str
+    message_id: str | None
     url: str
     event_id: str
     event_type: str
@@ -121,10 +119,12 @@ class Delivery:
     next_attempt_at: datetime | None
     last_attempt_at: datetime | None
     delivered_at: datetime | None
+    inbound_id: str | None = None
 
 
 def invalid_filters(filters: Iterable[str]) -> list[str]:
-    """The filters that name no event type: `*`, `message.*`, `attempt.*` or a type."""
+    """The filters that name no event type: `*`, `message.*`, `attempt.*`, `inbound.*`
+    or a type."""
     return [f for f in filters if f not in _WILDCARDS and f not in EVENT_TYPES]
 
 
@@ -203,4 +203,47 @@ def event_document(event_id: str, notice: Notify, message: dict[str, Any]) -> di
         "late": notice.late,
         "at": _iso(notice.at),
         "message": message,
+    }
+
+
+def inbound_document(inbound: Inbound) -> dict[str, Any]:
+    """The inbound message as `GET /v1/inbound` shows it (same field names)."""
+    return {
+        "id": inbound.id,
+        "sender_id": inbound.sender_id,
+        "provider_message_id": inbound.provider_id,
+        "from_number": inbound.from_number,
+        "profile_name": inbound.profile_name,
+        "type": inbound.type,
+        "text": inbound.text,
+        "caption": inbound.caption,
+        "filename": inbound.media_filename,
+        "mime_type": inbound.media_mime_type,
+        "provider_media_id": inbound.provider_media_id,
+        "media_id": inbound.media_id,
+        "media_error": inbound.media_error,
+        "reply_to": inbound.reply_to,
+        "received_at": _iso(inbound.received_at),
+    }
+
+
+def inbound_event_document(
+    event_id: str,
+    inbound: Inbound,
+    *,
+    to: str,
+    media_link: tuple[str, datetime] | None,
+) -> dict[str, Any]:
+    """One `inbound.received` event: the message a user sent to the sender whose number
+    is `to` (E.164), and a signed download link to its file (url, expiry) when it has
+    one in the media store, so a receiver without an API key can fetch it too."""
+    url, expires = media_link if media_link is not None else (None, None)
+    return {
+        "id": event_id,
+        "type": INBOUND_RECEIVED,
+        "at": _iso(inbound.received_at),
+        "to": to,
+        "inbound": inbound_document(inbound),
+        "media_url": url,
+        "media_url_expires_at": _iso(expires),
     }

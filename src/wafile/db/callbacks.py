@@ -50,6 +50,7 @@ def _delivery(row: CallbackDeliveryRow) -> Delivery:
         account_id=row.account_id,
         endpoint_id=row.endpoint_id,
         message_id=row.message_id,
+        inbound_id=row.inbound_id,
         url=row.url,
         event_id=row.event_id,
         event_type=row.event_type,
@@ -186,6 +187,7 @@ class CallbackRepository:
                 account_id=d.account_id,
                 endpoint_id=d.endpoint_id,
                 message_id=d.message_id,
+                inbound_id=d.inbound_id,
                 url=d.url,
                 event_id=d.event_id,
                 event_type=d.event_type,
@@ -210,7 +212,9 @@ class CallbackRepository:
     async def earlier_pending(self, delivery: Delivery) -> datetime | None:
         """When the next attempt of an earlier event of the same message to the same
         target is due, the soonest if several are pending; None when none is pending
-        (delivery order, see services/callbacks.py)."""
+        (delivery order, see services/callbacks.py). Inbound events have no order."""
+        if delivery.message_id is None:
+            return None
         same_target = (
             CallbackDeliveryRow.endpoint_id == delivery.endpoint_id
             if delivery.endpoint_id is not None

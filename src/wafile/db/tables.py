@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -402,7 +403,8 @@ class CallbackSecretRow(Base):
 class CallbackDeliveryRow(Base):
     """One event to one target (an endpoint, or the message's callback_url when
     `endpoint_id` is null): the exact body, built when the event happened, and how
-    its delivery goes."""
+    its delivery goes. The event is of a message (`message_id`) or of a message a user
+    sent in (`inbound_id`): exactly one of the two is set."""
 
     __tablename__ = "callback_deliveries"
 
@@ -413,8 +415,11 @@ class CallbackDeliveryRow(Base):
     endpoint_id: Mapped[str | None] = mapped_column(
         String(40), ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=True
     )
-    message_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("messages.id", ondelete="CASCADE")
+    message_id: Mapped[str | None] = mapped_column(
+        String(40), ForeignKey("messages.id", ondelete="CASCADE"), nullable=True
+    )
+    inbound_id: Mapped[str | None] = mapped_column(
+        String(40), ForeignKey("inbound_messages.id", ondelete="CASCADE"), nullable=True
     )
     url: Mapped[str] = mapped_column(Text)  # the target when the event happened
     event_id: Mapped[str] = mapped_column(String(40))
@@ -434,6 +439,9 @@ class CallbackDeliveryRow(Base):
         Index("ix_callback_deliveries_account", "account_id", "created_at", "id"),
         # Earlier events of the same message (delivery order).
         Index("ix_callback_deliveries_message", "message_id", "sequence"),
+        # The deliveries an inbound message's removal removes (ON DELETE CASCADE).
+        Index("ix_callback_deliveries_inbound", "inbound_id"),
+        CheckConstraint("(message_id IS NULL) <> (inbound_id IS NULL)", name="one_subject"),
     )
 
 

@@ -50,11 +50,28 @@ class WebhookRepository:
             .values(processed_at=now)
         )
 
-    async def add_inbound(self, values: dict[str, Any]) -> bool:
+    async def add_inbound(self, inbound: Inbound) -> bool:
         """Insert unless this (sender, wamid) is known; True when it was new."""
         stmt = (
             self._insert()(InboundMessageRow)
-            .values(**values)
+            .values(
+                id=inbound.id,
+                account_id=inbound.account_id,
+                sender_id=inbound.sender_id,
+                provider_id=inbound.provider_id,
+                from_number=inbound.from_number,
+                profile_name=inbound.profile_name,
+                type=inbound.type,
+                text=inbound.text,
+                provider_media_id=inbound.provider_media_id,
+                media_filename=inbound.media_filename,
+                media_mime_type=inbound.media_mime_type,
+                caption=inbound.caption,
+                reply_to=inbound.reply_to,
+                received_at=inbound.received_at,
+                media_id=inbound.media_id,
+                media_error=inbound.media_error,
+            )
             .on_conflict_do_nothing(
                 index_elements=[InboundMessageRow.sender_id, InboundMessageRow.provider_id]
             )
@@ -68,12 +85,15 @@ class WebhookRepository:
 
     async def set_inbound_media(
         self, inbound_id: str, *, media_id: str | None, error: str | None
-    ) -> None:
-        await self._session.execute(
-            update(InboundMessageRow)
-            .where(InboundMessageRow.id == inbound_id)
+    ) -> bool:
+        """Record the file (or why there is none) once; True when this call did."""
+        table = InboundMessageRow
+        result = await self._session.execute(
+            update(table)
+            .where(table.id == inbound_id, table.media_id.is_(None), table.media_error.is_(None))
             .values(media_id=media_id, media_error=error)
         )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
 
     async def saw_user(self, sender_id: str, wa_id: str, at: datetime) -> None:
         """The user wrote at `at`: the window runs from the latest such time."""

@@ -88,7 +88,12 @@ async def deliver_callback(job: Job, ctx: JobContext) -> None:
         prepared=prepared,
         attempt=attempt,
         step=step,
-        schedule=settings.callback_retry_schedule,
+        # The vendor's schedule for a vendor format that has one, else wafile's.
+        schedule=(
+            prepared.retry_schedule
+            if prepared.retry_schedule is not None
+            else settings.callback_retry_schedule
+        ),
         failing_after=timedelta(seconds=settings.callback_failing_after_seconds),
         rand=_jitter.random(),
         now=ctx.deps.clock.now(),

@@ -5,12 +5,15 @@ keeps it like an upload (checked, hashed, stored once per content). The Graph ca
 and the download happen before the job's own transaction is touched, which then only
 records the result. A transient failure (timeout, 5xx, throttling) is retried with
 the queue's backoff; a lasting one is written on the inbound message as
-`media_error`, so nobody waits for a file that will not come.
+`media_error`, so nobody waits for a file that will not come. Either way the same
+transaction makes the message's `inbound.received` callback event, with a signed link
+to the file (valid `WAFILE_CALLBACK_LINK_LIFETIME_SECONDS`) when there is one.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from wafile.channels.whatsapp_cloud import GraphFailure
 from wafile.core.jobs import Job
@@ -23,6 +26,7 @@ from wafile.errors import ClientError, ServiceUnavailable
 from wafile.services.accounts import accounts
 from wafile.services.media import Upload, media
 from wafile.services.senders import senders
+from wafile.services.webhooks import webhooks
 
 __all__ = ["fetch_inbound_media"]
 
@@ -45,6 +49,7 @@ async def fetch_inbound_media(job: Job, ctx: JobContext) -> None:
         account = await accounts.get(session, inbound.account_id)
     error: str | None = None
     media_id: str | None = None
+    link: tuple[str, datetime] | None = None
     try:
         async with ctx.deps.cloud() as cloud:
             chunks = cloud.download(
@@ -64,6 +69,14 @@ async def fetch_inbound_media(job: Job, ctx: JobContext) -> None:
                 retention=settings.media_retention,
             )
             media_id = item.id
+            url, expires = media.signed_url(
+                item,
+                secret=settings.secret_key,
+                base_url=settings.effective_public_url,
+                lifetime=settings.callback_link_lifetime_seconds,
+                now=ctx.now.timestamp(),
+            )
+            link = (url, datetime.fromtimestamp(expires, UTC))
     except GraphFailure as exc:
         verdict = classify_whatsapp(exc.code, exc.http_status)
         if verdict.disposition is Disposition.RETRY and job.attempts_left > 0:
@@ -74,6 +87,11 @@ async def fetch_inbound_media(job: Job, ctx: JobContext) -> None:
         error = f"the file was refused: {exc.detail}"
     if error is not None:
         log.warning("inbound %s: %s", inbound_id, error)
-    await WebhookRepository(ctx.session).set_inbound_media(
-        inbound_id, media_id=media_id, error=error
+    await webhooks.record_inbound_media(
+        ctx.session,
+        inbound_id=inbound_id,
+        media_id=media_id,
+        error=error,
+        media_link=link,
+        now=ctx.now,
     )

@@ -7,11 +7,18 @@ then and stored with the delivery, so the receiver gets the message as it was at
 the event, whenever the delivery finally succeeds, and every retry sends the same
 bytes. Each delivery is a `callback.deliver` job.
 
-Retries follow `Settings.callback_retry_schedule` (core.callbacks.RETRY_SCHEDULE:
-about three days); then the delivery is `failed`, kept in the log, and can be sent
-again by hand. An endpoint is *failing* from the moment its attempts have failed
-without a success for `callback_failing_after_seconds` (default 24 h), or one of its
-deliveries used up its retries; its next success clears that.
+A message a user sends in is one `inbound.received` event (`notify_inbound`), made the
+same way in the transaction that completes the inbound message: the one that records
+it, or, for a message with a file, the one that records the file in the media store
+(so the event can carry it).
+
+Retries follow the target's format's schedule (core.callback_formats): a vendor's own
+where its documentation gives one (99digital, Sinch), else wafile's,
+`Settings.callback_retry_schedule` (core.callbacks.RETRY_SCHEDULE: about three days);
+then the delivery is `failed`, kept in the log, and can be sent again by hand. An
+endpoint is *failing* from the moment its attempts have failed without a success for
+`callback_failing_after_seconds` (default 24 h), or one of its deliveries used up its
+retries; its next success clears that.
 
 Order: events of one message reach each target in sequence order. A delivery is not
 attempted while an earlier event of the same message to the same target is pending:
@@ -20,7 +27,8 @@ using up an attempt of its own), so after an outage the receiver gets the backlo
 each message in order, one message's events never overtaking each other. An earlier
 delivery that is overdue by `STUCK_AFTER` (its job lost to a bug, say) no longer holds
 the others up. Only a manual redelivery skips the line. Other messages' events do not
-wait: a receiver that rejects one message's events blocks only that message.
+wait: a receiver that rejects one message's events blocks only that message. Inbound
+events have no order among themselves (each carries its `received_at`), so none waits.
 """
 
 from __future__ import annotations
@@ -39,16 +47,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wafile.core.accounts import Account
 from wafile.core.callback_formats import FORMATS, STANDARD, Signer, format_named
 from wafile.core.callbacks import (
+    INBOUND_RECEIVED,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
     Endpoint,
     event_document,
     filter_matches,
+    inbound_event_document,
     invalid_filters,
     message_document,
     retry_delay,
 )
+from wafile.core.inbound import Inbound
 from wafile.core.message import Message
 from wafile.core.message_state import Effect, MessageState, Notify
 from wafile.crypto import Sealer
@@ -97,6 +108,8 @@ class Prepared:
     wait_until: datetime | None = None
     # The endpoint's format's signature headers; None: Standard Webhooks.
     sign: Signer | None = None
+    # The endpoint's format's own retry schedule; None: wafile's (as configured).
+    retry_schedule: tuple[float, ...] | None = None
     health: bool = True  # the outcome tells about the endpoint (not when it is disabled)
 
 
@@ -107,7 +120,11 @@ def _bodies(event: dict[str, Any], formats: set[str]) -> dict[str, str | None]:
         known = FORMATS.get(name)
         if known is None:  # a dialect this version no longer has: never fail the event
             log.warning("callback format %r is unknown: its endpoints get nothing", name)
-        shaped = known.build(event) if known is not None else None
+        try:
+            shaped = known.build(event) if known is not None else None
+        except Exception:  # a builder's bug must not stop the event for everyone else
+            log.exception("callback format %r failed on a %s event", name, event.get("type"))
+            shaped = None
         built[name] = None if shaped is None else _json(shaped)
     return built
 
@@ -125,8 +142,8 @@ def _filters(events: Sequence[str] | None) -> tuple[str, ...]:
     bad = invalid_filters(chosen)
     if bad:
         raise ValidationFailed(
-            f"events: unknown event type {bad[0]!r} (use `*`, `message.*`, `attempt.*` "
-            "or a type such as `message.delivered`)"
+            f"events: unknown event type {bad[0]!r} (use `*`, `message.*`, `attempt.*`, "
+            "`inbound.*` or a type such as `message.delivered`)"
         )
     return chosen
 
@@ -136,6 +153,14 @@ async def _enqueue(
 ) -> None:
     # Order waits give their attempt back; the queue's own attempts are for errors.
     await jobs.enqueue(CALLBACK_KIND, payload, run_at, now=now)
+
+
+async def _outbox(session: AsyncSession, deliveries: Sequence[Delivery], now: datetime) -> None:
+    """Store the deliveries and their first attempts' jobs, in the caller's transaction."""
+    await CallbackRepository(session).add_deliveries(deliveries)
+    jobs = JobRepository(session)
+    for delivery in deliveries:
+        await _enqueue(jobs, {"delivery_id": delivery.id, "step": 1}, now, now)
 
 
 class CallbackService:
@@ -314,10 +339,59 @@ class CallbackService:
                 )
                 for endpoint_id, url, body in targets
             ]
-        await repo.add_deliveries(deliveries)
-        jobs = JobRepository(session)
-        for delivery in deliveries:
-            await _enqueue(jobs, {"delivery_id": delivery.id, "step": 1}, now, now)
+        await _outbox(session, deliveries, now)
+
+    async def notify_inbound(
+        self,
+        session: AsyncSession,
+        inbound: Inbound,
+        *,
+        to: str,
+        media_link: tuple[str, datetime] | None,
+        now: datetime,
+    ) -> None:
+        """The `inbound.received` event of a message a user sent to the business number
+        `to`: one delivery (and job) per enabled endpoint whose filter and format take
+        it, in this transaction. Call it once per inbound message, when it is complete
+        (its file, if any, in the media store or refused); `media_link` is a signed
+        download link to that file."""
+        repo = CallbackRepository(session)
+        endpoints = [
+            e
+            for e in await repo.endpoints_of(inbound.account_id, enabled_only=True)
+            if filter_matches(e.events, INBOUND_RECEIVED)
+        ]
+        if not endpoints:
+            return
+        event_id = new_id("evt")
+        event = inbound_event_document(event_id, inbound, to=to, media_link=media_link)
+        bodies = _bodies(event, {e.format for e in endpoints})
+        await _outbox(
+            session,
+            [
+                Delivery(
+                    id=new_id("dlv"),
+                    account_id=inbound.account_id,
+                    endpoint_id=e.id,
+                    message_id=None,
+                    inbound_id=inbound.id,
+                    url=e.url,
+                    event_id=event_id,
+                    event_type=INBOUND_RECEIVED,
+                    sequence=0,
+                    body=body,
+                    status=DeliveryStatus.PENDING,
+                    attempts=0,
+                    created_at=now,
+                    next_attempt_at=now,
+                    last_attempt_at=None,
+                    delivered_at=None,
+                )
+                for e in endpoints
+                if (body := bodies[e.format]) is not None
+            ],
+            now,
+        )
 
     # Deliveries -----------------------------------------------------------------
 
@@ -377,6 +451,7 @@ class CallbackService:
         refused: str | None = None
         health = True
         sign: Signer | None = None
+        schedule: tuple[float, ...] | None = None
         if delivery.endpoint_id is not None:
             found = await repo.endpoint_with_secret(delivery.endpoint_id, account_id=None)
             if found is None:
@@ -385,6 +460,7 @@ class CallbackService:
             url = endpoint.url
             known = FORMATS.get(endpoint.format)
             sign = known.sign if known is not None else None
+            schedule = known.retry_schedule if known is not None else None
             if not endpoint.enabled:
                 refused, health = "the endpoint is disabled", False
         else:
@@ -399,7 +475,13 @@ class CallbackService:
         except ValidationFailed as exc:
             refused = refused or f"refused target: {exc.detail}"
         if refused is not None:
-            return Prepared(delivery=delivery, url=url, refused=refused, health=health)
+            return Prepared(
+                delivery=delivery,
+                url=url,
+                refused=refused,
+                health=health,
+                retry_schedule=schedule,
+            )
         wait_until = None if manual else await repo.earlier_pending(delivery)
         if wait_until is not None and wait_until < now - STUCK_AFTER:
             log.warning(
@@ -416,6 +498,7 @@ class CallbackService:
             secret=sealer.open(sealed),
             wait_until=wait_until,
             sign=sign,
+            retry_schedule=schedule,
         )
 
     async def record(

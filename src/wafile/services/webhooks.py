@@ -7,7 +7,10 @@ or a burst of statuses therefore never makes Meta retry, and a crash after the
 answer loses nothing: the job runs on any worker.
 
 Applying a body is idempotent: inbound messages are unique by wamid, statuses by
-(wamid, status), and the 24-hour window only ever moves forward.
+(wamid, status), and the 24-hour window only ever moves forward. Each new inbound
+message is one `inbound.received` callback event, made in the transaction that
+completes it: this one for a message without a file, the one that records its file
+(`record_inbound_media`) otherwise, so the event can carry the file.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from wafile.db.jobs import JobRepository
 from wafile.db.webhooks import WebhookRepository
 from wafile.errors import Forbidden, Unauthorized, ValidationFailed
 from wafile.ids import new_id
+from wafile.services.callbacks import callbacks
 from wafile.services.messages import messages, status_report
 from wafile.services.senders import senders
 
@@ -118,11 +122,22 @@ class WebhookService:
             target = by_number.get(message.phone_number_id, found)
             # The window moves even for a redelivered message: saw_user keeps the latest.
             await repo.saw_user(target.id, message.from_wa_id, message.at)
-            values = _inbound_values(target, message)
-            if await repo.add_inbound(values) and message.media is not None:
-                # Meta keeps the file 7 days: fetch it into the media store now.
+            inbound = _inbound_of(target, message)
+            if not await repo.add_inbound(inbound):
+                continue  # known: its event was made when it was new
+            if message.media is not None:
+                # Meta keeps the file 7 days: fetch it into the media store now (its
+                # event follows, with the file).
                 await JobRepository(session).enqueue(
-                    INBOUND_MEDIA_KIND, {"inbound_id": values["id"]}, now, now=now
+                    INBOUND_MEDIA_KIND, {"inbound_id": inbound.id}, now, now=now
+                )
+            else:
+                await callbacks.notify_inbound(
+                    session,
+                    inbound,
+                    to=business_number(target),
+                    media_link=None,
+                    now=now,
                 )
         for status in batch.statuses:
             target = by_number.get(status.phone_number_id, found)
@@ -144,6 +159,34 @@ class WebhookService:
             if new:
                 await _apply_status(session, target, status, now)
         await repo.mark_processed(receipt_id, now)
+
+    async def record_inbound_media(
+        self,
+        session: AsyncSession,
+        *,
+        inbound_id: str,
+        media_id: str | None,
+        error: str | None,
+        media_link: tuple[str, datetime] | None,
+        now: datetime,
+    ) -> None:
+        """The file of an inbound message is in the media store (`media_id`, with a
+        signed download link) or will not be (`error`): record it, and make the
+        message's `inbound.received` event. Only the first call does anything."""
+        repo = WebhookRepository(session)
+        if not await repo.set_inbound_media(inbound_id, media_id=media_id, error=error):
+            return
+        inbound = await repo.inbound(inbound_id)
+        sender = await senders.by_id(session, inbound.sender_id) if inbound else None
+        if inbound is None or sender is None:
+            return
+        await callbacks.notify_inbound(
+            session,
+            inbound,
+            to=business_number(sender),
+            media_link=media_link if media_id is not None else None,
+            now=now,
+        )
 
     async def window(
         self, session: AsyncSession, *, sender: Sender, to: str, now: datetime
@@ -176,25 +219,31 @@ async def _apply_status(
     await messages.apply(session, message_id, event, source="whatsapp", now=now)
 
 
-def _inbound_values(sender: Sender, message: InboundMessage) -> dict[str, object]:
+def business_number(sender: Sender) -> str:
+    """The sender's WhatsApp number in E.164 (Meta shows it with or without `+` and
+    spaces)."""
+    return "+" + "".join(c for c in sender.whatsapp.display_phone_number if c.isdigit())
+
+
+def _inbound_of(sender: Sender, message: InboundMessage) -> Inbound:
     media = message.media
-    return {
-        "id": new_id("inb"),
-        "account_id": sender.account_id,
-        "sender_id": sender.id,
-        "provider_id": message.provider_id,
+    return Inbound(
+        id=new_id("inb"),
+        account_id=sender.account_id,
+        sender_id=sender.id,
+        provider_id=message.provider_id,
         # WhatsApp's ids are the number's digits; the user exists, whatever the plan says.
-        "from_number": "+" + message.from_wa_id,
-        "profile_name": message.profile_name,
-        "type": message.type,
-        "text": message.text,
-        "provider_media_id": media.provider_id if media else None,
-        "media_filename": media.filename if media else None,
-        "media_mime_type": media.mime_type if media else None,
-        "caption": media.caption if media else None,
-        "reply_to": message.reply_to,
-        "received_at": message.at,
-    }
+        from_number="+" + message.from_wa_id,
+        profile_name=message.profile_name,
+        type=message.type,
+        text=message.text,
+        provider_media_id=media.provider_id if media else None,
+        media_filename=media.filename if media else None,
+        media_mime_type=media.mime_type if media else None,
+        caption=media.caption if media else None,
+        reply_to=message.reply_to,
+        received_at=message.at,
+    )
 
 
 webhooks = WebhookService()

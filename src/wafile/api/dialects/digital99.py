@@ -5,8 +5,9 @@
   outside it;
 - `POST /whatsapp/v2/getTimers`: the minutes left in the window;
 - `POST /whatsapp/v2/setWebhook` / `getWebhook`: the account's 99digital-format webhook
-  endpoint (core.vendor_callbacks.digital99), whose `readStatus` turns the sent,
-  delivered and read hooks on.
+  endpoint (core.vendor_callbacks.digital99): it always gets the clients' incoming
+  messages (`"hook": "new"`), and `readStatus` turns the sent, delivered and read
+  hooks on (its events filter).
 
 Every call is JSON via POST with `apiKey` (a wafile API key) in the body, and `from`,
 the business number as digits, picks the account's WhatsApp sender. Answers carry
@@ -34,7 +35,7 @@ from wafile.api.context import AppContext
 from wafile.api.deps import ContextDep, SessionDep
 from wafile.api.dialects.base import DialectError, account_for_key, dialect_app
 from wafile.core.accounts import Account
-from wafile.core.callbacks import Endpoint
+from wafile.core.callbacks import INBOUND_RECEIVED, Endpoint, filter_matches
 from wafile.core.phones import InvalidNumber, to_e164
 from wafile.core.senders import Sender
 from wafile.core.vendor_callbacks.digital99 import FORMAT
@@ -61,8 +62,10 @@ FORMATS = frozenset(
 HEADER_TYPES = {3: "image", 4: "video", 5: "document"}  # 1: no header
 BODY_VARIABLES = 10
 MAX_PHONE_ALERTS = 5  # setWebhook's systemPhoneAlert: up to 5 numbers
-# The status hooks are the only events a 99digital endpoint gets (build skips the rest).
-WEBHOOK_EVENTS = ("attempt.*",)
+# A 99digital webhook always gets incoming messages; with readStatus 1 also the status
+# hooks (build skips the other events these filters let through).
+NEW_ONLY = (INBOUND_RECEIVED,)
+NEW_AND_STATUSES = (INBOUND_RECEIVED, "attempt.*")
 
 
 class Reason(IntEnum):
@@ -304,15 +307,20 @@ async def _webhook(session: AsyncSession, account: Account) -> Endpoint | None:
 
 def _webhook_out(endpoint: Endpoint | None) -> dict[str, Any]:
     """getWebhook's answer. wafile has no system notifications (`system` 0) and always
-    retries a failed delivery (`retry` 1); `readStatus` is whether the endpoint is on,
-    as the status hooks are all it receives (see docs/dialects.md)."""
+    retries a failed delivery (`retry` 1); `readStatus` is whether the endpoint is on
+    and its filter takes the status hooks (see docs/dialects.md)."""
+    statuses = (
+        endpoint is not None
+        and endpoint.enabled
+        and filter_matches(endpoint.events, "attempt.read")
+    )
     return {
         "status": "OK",
         "url": endpoint.url if endpoint else "",
         "system": 0,
         "systemPhoneAlert": "",
         "retry": 1,
-        "readStatus": int(endpoint is not None and endpoint.enabled),
+        "readStatus": int(statuses),
         "reason": int(Reason.OK),
     }
 
@@ -328,6 +336,7 @@ async def set_webhook(body: SetWebhookIn, ctx: ContextDep, session: SessionDep) 
     url = body.url.strip()
     endpoint = await _webhook(session, account)
     loopback, now = ctx.settings.callback_loopback_ok, ctx.clock.now()
+    events = NEW_AND_STATUSES if body.readStatus else NEW_ONLY
     try:
         if not url:
             if endpoint is not None:
@@ -339,9 +348,9 @@ async def set_webhook(body: SetWebhookIn, ctx: ContextDep, session: SessionDep) 
                 ctx.sealer,
                 account=account,
                 url=url,
-                events=WEBHOOK_EVENTS,
+                events=events,
                 description="99digital webhook (set by POST /99digital/whatsapp/v2/setWebhook)",
-                enabled=bool(body.readStatus),
+                enabled=True,
                 allow_loopback_http=loopback,
                 now=now,
                 format=FORMAT,
@@ -352,8 +361,8 @@ async def set_webhook(body: SetWebhookIn, ctx: ContextDep, session: SessionDep) 
                 account=account,
                 endpoint_id=endpoint.id,
                 url=url,
-                events=WEBHOOK_EVENTS,
-                enabled=bool(body.readStatus),
+                events=events,
+                enabled=True,
                 allow_loopback_http=loopback,
                 now=now,
             )

@@ -22,8 +22,9 @@ from wafile.services.callbacks import callbacks
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 
 EVENTS_HELP = (
-    "Event types to receive: `*` (all, the default), `message.*`, `attempt.*`, or types "
-    "such as `message.delivered`, `message.failed`, `attempt.timed_out`."
+    "Event types to receive: `*` (all, the default), `message.*`, `attempt.*`, `inbound.*`, "
+    "or types such as `message.delivered`, `message.failed`, `attempt.timed_out`, "
+    "`inbound.received` (a message a user sent to one of the account's senders)."
 )
 
 
@@ -90,11 +91,14 @@ class AttemptOut(BaseModel):
 class DeliveryOut(BaseModel):
     id: str
     endpoint_id: str | None = Field(description="null: the message's callback_url.")
-    message_id: str
+    message_id: str | None = Field(description="The message of the event; null: inbound.")
+    inbound_id: str | None = Field(
+        description="The inbound message of an `inbound.received` event (`GET /v1/inbound`)."
+    )
     url: str
     event_id: str
     event_type: str
-    sequence: int
+    sequence: int = Field(description="The message's event number; 0 for inbound events.")
     status: Literal["pending", "delivered", "failed"]
     created_at: datetime
     next_attempt_at: datetime | None
@@ -132,6 +136,7 @@ def _delivery(d: Delivery, attempts: list[DeliveryAttempt]) -> DeliveryOut:
         id=d.id,
         endpoint_id=d.endpoint_id,
         message_id=d.message_id,
+        inbound_id=d.inbound_id,
         url=d.url,
         event_id=d.event_id,
         event_type=d.event_type,

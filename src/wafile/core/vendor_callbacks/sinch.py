@@ -5,16 +5,21 @@ One callback per change of the WhatsApp attempt: `{"type": "whatsapp", "statuses
 answer. A Sinch message id is a 26-character upper-case ULID; a wafile message id is
 `msg_` and 26 lower-case characters of the same alphabet, so the one maps to the
 other by case. Sinch's optional signature is not documented well enough to copy: the
-endpoint signs the Standard Webhooks way.
+endpoint signs the Standard Webhooks way. Failed deliveries are retried on Sinch's own
+schedule (`RETRY_SCHEDULE`).
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-__all__ = ["FORMAT", "build", "message_id_for", "sinch_id", "state_of"]
+__all__ = ["FORMAT", "RETRY_SCHEDULE", "build", "message_id_for", "sinch_id", "state_of"]
 
 FORMAT: Final = "sinch"
+# Sinch's callback page: the first retry 5 s after the first try, then 10 s, 20 s, 40 s
+# ... doubling, the last at 81920 s (22 h 45 min) after the first failure (5 s * 2**k,
+# k = 0..13: 81915 s in all). Seconds before automatic attempt n+1.
+RETRY_SCHEDULE: Final[tuple[float, ...]] = (0, *(5.0 * 2**k for k in range(14)))
 _PREFIX: Final = "msg_"
 _STATES: Final = {
     "queued": "queued",

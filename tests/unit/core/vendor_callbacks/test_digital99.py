@@ -55,5 +55,108 @@ def test_nothing_else_is_reported() -> None:
 def test_registered_unsigned_and_retry_schedule_as_the_vendor_says() -> None:
     known = format_named("99digital")
     assert known.build is digital99.build and known.sign is None
+    # 99digital with retry 1: the first try, a retry at once, then 5 min, 20 min, 1 h,
+    # 4 h and 24 h later; the format retries on it, not on wafile's schedule.
+    assert known.retry_schedule is digital99.RETRY_SCHEDULE
     minutes = [s / 60 for s in digital99.RETRY_SCHEDULE]
-    assert minutes == [0, 5, 20, 60, 240, 1440]
+    assert minutes == [0, 0, 5, 20, 60, 240, 1440]
+
+
+def inbound_event(**change: Any) -> dict[str, Any]:
+    inbound = {
+        "id": "inb_01",
+        "sender_id": "snd_01",
+        "provider_message_id": "wamid.HBgM",
+        "from_number": "+972507654321",
+        "profile_name": "Ronen",
+        "type": "text",
+        "text": "hello",
+        "caption": None,
+        "filename": None,
+        "mime_type": None,
+        "provider_media_id": None,
+        "media_id": None,
+        "media_error": None,
+        "reply_to": None,
+        "received_at": AT,
+    }
+    event = {
+        "id": "evt_01",
+        "type": "inbound.received",
+        "at": AT,
+        "to": "+972501234567",
+        "inbound": inbound,
+        "media_url": None,
+        "media_url_expires_at": None,
+    }
+    for key, value in change.items():
+        (event if key in ("to", "media_url") else inbound)[key] = value
+    return event
+
+
+# The page's incoming-message webhook, every field of it.
+PAGE_KEYS = {
+    "status", "hook", "unique", "from", "from_id", "username", "country", "phone", "to",
+    "senderName", "type", "body", "caption", "isForwarded", "timestamp", "media", "quote",
+    "quoteUnique", "profilePic", "conversationTimeLeft",
+}  # fmt: skip
+
+
+def test_an_incoming_text_is_the_new_hook_of_the_page() -> None:
+    hook = digital99.build(inbound_event())
+    assert hook is not None and set(hook) == PAGE_KEYS
+    assert {k: hook[k] for k in PAGE_KEYS - {"from_id"}} == {
+        "status": "OK",
+        "hook": "new",
+        "unique": "wamid.HBgM",  # what sendFile's replyTo takes
+        "from": "972507654321",
+        "username": None,
+        "country": "IL",
+        "phone": "972507654321",
+        "to": "972501234567",
+        "senderName": "Ronen",
+        "type": "text",
+        "body": "hello",
+        "caption": None,
+        "isForwarded": False,
+        "timestamp": "1600517209",
+        "media": False,
+        "quote": False,
+        "quoteUnique": False,
+        "profilePic": None,
+        "conversationTimeLeft": "0",
+    }
+    # Country, a dot, 16 digits; stable per client and business number.
+    country, digits = hook["from_id"].split(".")
+    assert country == "IL" and len(digits) == 16 and digits.isdigit()
+    assert digital99.from_id("snd_01", "+972507654321") == hook["from_id"]
+    assert digital99.from_id("snd_02", "+972507654321") != hook["from_id"]
+
+
+def test_an_incoming_file_is_a_link_to_the_stored_file_and_a_quote_names_its_message() -> None:
+    link = "https://wafile.example/f/med_01?e=1&s=x"
+    hook = digital99.build(
+        inbound_event(
+            type="document",
+            text=None,
+            caption="the contract",
+            media_id="med_01",
+            media_url=link,
+            reply_to="wamid.QUOTED",
+        )
+    )
+    assert hook is not None
+    assert (hook["type"], hook["body"], hook["media"], hook["caption"]) == (
+        "document",
+        link,
+        True,
+        "the contract",
+    )
+    assert (hook["quote"], hook["quoteUnique"]) == (True, "wamid.QUOTED")
+    # A file that could not be fetched: no link; a sticker is 99digital's image.
+    refused = digital99.build(inbound_event(type="sticker", text=None, media_error="too large"))
+    assert refused is not None
+    assert (refused["type"], refused["body"], refused["media"]) == ("image", "", False)
+    # Types wafile keeps no content of.
+    located = digital99.build(inbound_event(type="location", text=None))
+    assert located is not None and (located["type"], located["body"]) == ("location", "")
