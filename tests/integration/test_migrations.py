@@ -119,3 +119,47 @@ async def test_0014_keeps_the_delivery_log_and_gives_99digital_webhooks_incoming
         assert await webhooks() == {"on": (True, ["attempt.*"]), "off": (False, ["attempt.*"])}
     finally:
         await engine.dispose()
+
+
+async def test_rebuilding_a_table_keeps_the_rows_that_refer_to_it(settings: Settings) -> None:
+    """SQLite rebuilds a table to alter it (0011 rebuilds `messages`); with foreign keys
+    on, dropping the old table would delete every event, reference and delivery of
+    every message by cascade. Upgrades and downgrades keep them."""
+    engine = create_engine(settings.effective_database_url)
+    rows = [
+        f"INSERT INTO accounts (id, name, created_at) VALUES ('acc', 'a', {AT})",
+        "INSERT INTO senders (id, account_id, name, channel, config, sealed_secrets,"
+        f" is_default, created_at) VALUES ('snd', 'acc', 's', 'whatsapp', '{{}}', 'x', true, {AT})",
+        "INSERT INTO messages (id, account_id, sender_id, to_number, media_id, filename,"
+        f" status, created_at, updated_at) VALUES ('msg', 'acc', 'snd', '+1', 'med', 'f',"
+        f" 'accepted', {AT}, {AT})",
+        "INSERT INTO message_events (message_id, seq, at, recorded_at, source, event,"
+        f" applied) VALUES ('msg', 1, {AT}, {AT}, 'api', '{{}}', true)",
+        "INSERT INTO attempt_refs (sender_id, provider_id, message_id, attempt)"
+        " VALUES ('snd', 'wamid.1', 'msg', 0)",
+        "INSERT INTO callback_deliveries (id, account_id, message_id, url, event_id, event_type,"
+        " sequence, body, status, attempts, created_at) VALUES ('dlv', 'acc', 'msg', 'u', 'evt',"
+        f" 'attempt.sent', 1, '{{}}', 'pending', 1, {AT})",
+        "INSERT INTO callback_attempts (id, delivery_id, number, manual, requested_at,"
+        f" latency_ms) VALUES ('dla', 'dlv', 1, false, {AT}, 1)",
+    ]
+    tables = ("message_events", "attempt_refs", "callback_deliveries", "callback_attempts")
+
+    async def counts() -> dict[str, int]:
+        async with engine.connect() as conn:
+            return {
+                t: int((await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar_one())
+                for t in tables
+            }
+
+    try:
+        await migrate.upgrade(engine, "0010")
+        async with engine.begin() as conn:
+            for row in rows:
+                await conn.execute(text(row))
+        await migrate.upgrade(engine)
+        assert await counts() == dict.fromkeys(tables, 1)
+        await migrate.downgrade(engine, "0010")
+        assert await counts() == dict.fromkeys(tables, 1)
+    finally:
+        await engine.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +52,32 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 async def _run(engine: AsyncEngine, fn: Any, revision: str) -> None:
     def run(sync_conn: Connection) -> None:
         cfg = alembic_config()
-        # env.py uses this connection instead of opening its own.
+        # env.py uses this connection instead of opening its own, and its transaction.
         cfg.attributes["connection"] = sync_conn
-        fn(cfg, revision)
+        with sqlite_foreign_keys_off(sync_conn):
+            fn(cfg, revision)
 
     with database_errors():
-        async with engine.begin() as conn:
+        async with engine.connect() as conn:
             await conn.run_sync(run)
+
+
+@contextmanager
+def sqlite_foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """Foreign keys off while SQLite migrates (SQLite's own advice for altering tables).
+
+    SQLite alters a table by copying it and dropping the old one; with foreign keys on,
+    that drop deletes every row that refers to it (ON DELETE CASCADE): rebuilding
+    `messages` would take every event, reference and delivery with it. The pragma is a
+    no-op inside a transaction, so it is set on the driver's connection before the
+    migration's transaction begins; env.py checks the keys before committing."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

@@ -24,16 +24,28 @@ def run_on(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            # Foreign keys are off while SQLite migrates (wafile.db.migrate): make sure
+            # no migration left a row pointing nowhere before this commits.
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
 
 
 async def run_from_settings() -> None:
     from wafile.config import load_settings
     from wafile.db.engine import create_engine
+    from wafile.db.migrate import sqlite_foreign_keys_off
 
     engine = create_engine(load_settings(ensure_secret=False).effective_database_url)
+
+    def run(sync_conn: Connection) -> None:
+        with sqlite_foreign_keys_off(sync_conn):
+            run_on(sync_conn)
+
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(run_on)
+        async with engine.connect() as conn:
+            await conn.run_sync(run)
     finally:
         await engine.dispose()
 

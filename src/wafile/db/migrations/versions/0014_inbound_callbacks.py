@@ -8,7 +8,7 @@ Create Date: 2026-11-24
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -50,24 +50,8 @@ def _set_endpoint(endpoint_id: str, *, enabled: bool, events: list[str]) -> None
     )
 
 
-def _keeping_attempts(alter: Callable[[], None]) -> None:
-    """Run `alter` without losing the delivery log. On SQLite a batch alter copies the
-    table and drops the old one, and with foreign keys on (they are, and cannot be
-    turned off inside the migration's transaction) that drop deletes, by cascade,
-    every row of callback_attempts: keep them aside and put them back."""
-    sqlite = op.get_bind().dialect.name == "sqlite"
-    if sqlite:
-        op.execute(
-            "CREATE TEMPORARY TABLE keep_callback_attempts AS SELECT * FROM callback_attempts"
-        )
-    alter()
-    if sqlite:
-        op.execute("INSERT INTO callback_attempts SELECT * FROM keep_callback_attempts")
-        op.execute("DROP TABLE keep_callback_attempts")
-
-
 def upgrade() -> None:
-    _keeping_attempts(_add_inbound)
+    _add_inbound()  # SQLite copies the table: wafile.db.migrate turns foreign keys off
     op.create_index("ix_callback_deliveries_inbound", "callback_deliveries", ["inbound_id"])
     for endpoint_id, enabled, _ in _digital99_webhooks():
         _set_endpoint(endpoint_id, enabled=True, events=_NEW_AND_STATUSES if enabled else _NEW)
@@ -93,7 +77,7 @@ def downgrade() -> None:
     # Inbound deliveries have no message to belong to: they go with the column.
     op.execute("DELETE FROM callback_deliveries WHERE inbound_id IS NOT NULL")
     op.drop_index("ix_callback_deliveries_inbound", table_name="callback_deliveries")
-    _keeping_attempts(_drop_inbound)
+    _drop_inbound()
 
 
 def _drop_inbound() -> None:
