@@ -40,15 +40,22 @@ class WebhookRepository:
         )
         await self._session.flush()
 
-    async def receipt(self, receipt_id: str) -> WebhookReceiptRow | None:
-        return await self._session.get(WebhookReceiptRow, receipt_id)
-
-    async def mark_processed(self, receipt_id: str, now: datetime) -> None:
-        await self._session.execute(
-            update(WebhookReceiptRow)
-            .where(WebhookReceiptRow.id == receipt_id)
-            .values(processed_at=now)
-        )
+    async def claim_receipt(self, receipt_id: str, now: datetime) -> tuple[str, str] | None:
+        """Mark a stored body processed and read it, in one statement: its (sender id,
+        body), or None when it is gone or was processed already. The caller's
+        transaction applies it; a rollback leaves it unprocessed. On PostgreSQL a
+        second claimer waits for the first's commit, then finds it processed."""
+        table = WebhookReceiptRow
+        row = (
+            await self._session.execute(
+                update(table)
+                .where(table.id == receipt_id, table.processed_at.is_(None))
+                .values(processed_at=now)
+                .returning(table.sender_id, table.body)
+                .execution_options(synchronize_session=False)
+            )
+        ).first()
+        return (row[0], row[1]) if row is not None else None
 
     async def add_inbound(self, inbound: Inbound) -> bool:
         """Insert unless this (sender, wamid) is known; True when it was new."""

@@ -103,18 +103,18 @@ class SmsWebhookService:
 
     async def process(self, session: AsyncSession, *, receipt_id: str, now: datetime) -> None:
         """Apply a stored callback to its message. Safe to repeat."""
-        repo = WebhookRepository(session)
-        receipt = await repo.receipt(receipt_id)
-        if receipt is None or receipt.processed_at is not None:
+        claimed = await WebhookRepository(session).claim_receipt(receipt_id, now)
+        if claimed is None:
             return
-        fields = dict(parse_qsl(receipt.body, keep_blank_values=True))
+        sender_id, body = claimed
+        fields = dict(parse_qsl(body, keep_blank_values=True))
         sid = fields.get("MessageSid") or fields.get("SmsSid") or ""
         status = SMS_STATUSES.get(fields.get("MessageStatus") or fields.get("SmsStatus") or "")
         if sid and status is not None:
             code = fields.get("ErrorCode") or ""
             await self.record_status(
                 session,
-                sender_id=receipt.sender_id,
+                sender_id=sender_id,
                 sid=sid,
                 status=status,
                 reported=fields.get("MessageStatus") or fields.get("SmsStatus") or status,
@@ -123,7 +123,6 @@ class SmsWebhookService:
                 error_message=fields.get("ErrorMessage") or None,
                 now=now,
             )
-        await repo.mark_processed(receipt_id, now)
 
     async def record_status(
         self,

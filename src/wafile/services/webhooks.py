@@ -99,19 +99,18 @@ class WebhookService:
     async def process(self, session: AsyncSession, *, receipt_id: str, now: datetime) -> None:
         """Apply a stored body: windows, inbound messages, statuses. Safe to repeat."""
         repo = WebhookRepository(session)
-        receipt = await repo.receipt(receipt_id)
-        if receipt is None or receipt.processed_at is not None:
+        claimed = await repo.claim_receipt(receipt_id, now)
+        if claimed is None:
             return
-        found = await senders.by_id(session, receipt.sender_id)
+        sender_id, body = claimed
+        found = await senders.by_id(session, sender_id)
         if found is None:  # the sender was removed meanwhile; nothing to apply it to
-            await repo.mark_processed(receipt_id, now)
             return
         try:
-            batch = parse_webhook(receipt.body.encode())
+            batch = parse_webhook(body.encode())
         except MalformedWebhook as exc:
             # Signed by Meta but not an envelope we know: keep it, never retry it.
             log.warning("webhook %s for sender %s not applied: %s", receipt_id, found.id, exc)
-            await repo.mark_processed(receipt_id, now)
             return
         # One Meta app has one webhook URL for all its numbers: route each event to
         # the account's sender of the number it names (the URL's sender otherwise).
@@ -158,7 +157,6 @@ class WebhookService:
             )
             if new:
                 await _apply_status(session, target, status, now)
-        await repo.mark_processed(receipt_id, now)
 
     async def record_inbound_media(
         self,
