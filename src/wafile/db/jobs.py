@@ -89,7 +89,8 @@ class JobRepository:
         """
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        insert = pg_insert if self._is_postgres() else sqlite_insert
+        postgres = self._is_postgres()
+        insert = pg_insert if postgres else sqlite_insert
         stmt = (
             insert(JobRow)
             .values(
@@ -104,12 +105,17 @@ class JobRepository:
                 priority=priority,
             )
             .on_conflict_do_nothing(index_elements=[JobRow.dedupe_key])
-            .returning(JobRow.id)
         )
-        job_id = await self._session.scalar(stmt)
-        if job_id is not None:
-            await self._notify()
-        return job_id
+        if postgres:
+            # The wake-up rides on the insert (a row inserted, a notification sent at
+            # commit): one statement instead of INSERT then NOTIFY.
+            row = (
+                await self._session.execute(
+                    stmt.returning(JobRow.id, func.pg_notify(NOTIFY_CHANNEL, ""))
+                )
+            ).first()
+            return str(row[0]) if row is not None else None
+        return await self._session.scalar(stmt.returning(JobRow.id))
 
     async def claim(
         self,
