@@ -55,6 +55,11 @@ async def test_sqlite_runs_in_wal_mode(tmp_path: Any) -> None:
             assert mode.scalar() == "wal"
             fk = await conn.exec_driver_sql("PRAGMA foreign_keys")
             assert fk.scalar() == 1
+        # Migrations turn foreign keys off on the (only) pooled connection, and back on.
+        await migrate.upgrade(engine)
+        async with engine.connect() as conn:
+            fk = await conn.exec_driver_sql("PRAGMA foreign_keys")
+            assert fk.scalar() == 1
     finally:
         await engine.dispose()
 

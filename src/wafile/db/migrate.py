@@ -74,10 +74,26 @@ def sqlite_foreign_keys_off(conn: Connection) -> Iterator[None]:
     if conn.dialect.name != "sqlite":
         yield
         return
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    cursor.execute("PRAGMA foreign_keys=OFF")
+    _pragma(conn, "foreign_keys=OFF")
     try:
         yield
     finally:
-        cursor.execute("PRAGMA foreign_keys=ON")
+        # Alembic has committed (or the migration failed); whatever SQLAlchemy began
+        # after that holds nothing, and the pragma needs no transaction open.
+        if conn.in_transaction():
+            conn.rollback()
+        _pragma(conn, "foreign_keys=ON")
+        # The pooled connection serves the whole process afterwards: never leave it
+        # without cascades.
+        if _pragma(conn, "foreign_keys") != [(1,)]:
+            raise RuntimeError("SQLite foreign keys could not be turned back on")
+
+
+def _pragma(conn: Connection, pragma: str) -> list[Any]:
+    """A PRAGMA on the driver's connection, outside SQLAlchemy's transaction handling."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"PRAGMA {pragma}")
+        return [tuple(row) for row in cursor.fetchall()]
+    finally:
         cursor.close()
