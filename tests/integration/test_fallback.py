@@ -53,7 +53,10 @@ async def test_delivered_on_whatsapp_sends_no_sms(
     key = await sandbox_sender(engine, live_server)
     async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
         media_id = await setup(http)
-        sent = await send(http, ON_WHATSAPP, media_id, channels=PLAN)
+        # Delivery comes ~0.5 s after the send; a busy machine can take longer than
+        # PLAN's 2 s to get there, so this plan waits 6 s before it would fall back.
+        roomy = [{**PLAN[0], "fallback_time": 6}, PLAN[1]]
+        sent = await send(http, ON_WHATSAPP, media_id, channels=roomy)
         assert [c["channel"] for c in sent["channels"]] == ["whatsapp", "sms"]
         assert sent["channels"][1]["sender_id"] == SANDBOX_SMS_SENDER_ID
         done = await until_status(http, sent["id"], {"delivered", "read"}, "delivered")
