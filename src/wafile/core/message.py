@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
+from wafile.core.callback_formats import STANDARD
 from wafile.core.plan import Plan
 
-__all__ = ["Message"]
+__all__ = ["NATIVE", "Message"]
+
+# The origin of a message sent through the native API, the CLI or the dashboard; a
+# dialect's messages carry the dialect's name (its vendor's endpoints get only those).
+NATIVE: Final = "native"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -32,3 +37,7 @@ class Message:
     plan: Plan  # the channels it tries, in order, each with its sender
     media_url: str | None = None  # a remote file: the worker fetches it before sending
     provider: str | None = None  # the media provider whose credentials fetch it
+    origin: str = NATIVE  # the API it came through: NATIVE or a dialect's name
+    # What `callback_url` receives (core.callback_formats): a dialect's per-send URL
+    # gets its vendor's callbacks.
+    callback_format: str = STANDARD

@@ -203,6 +203,7 @@ async def send_file(body: SendFileIn, ctx: ContextDep, session: SessionDep) -> d
         session,
         account,
         NewMessage(
+            origin=NAME,
             to=to,
             media_url=body.body,
             caption=body.caption,
@@ -255,6 +256,7 @@ async def send_template(
         session,
         account,
         NewMessage(
+            origin=NAME,
             to=to,
             media_url=body.headerLink,
             sender=sender.name,
