@@ -400,6 +400,13 @@ async def test_an_endpoint_in_a_vendor_format_gets_that_shape_and_signature(
 
         await eventually(read_reported, "the vendor's read callback", seconds=WAIT)
         await eventually(both_at_native, "both messages at the native endpoint", seconds=WAIT)
+        origins = {
+            e["message"]["id"]: e["message"]["origin"]
+            for e in verified(native_secret, rec.at("/n"))
+        }
+        assert origins == {native_id: "native", message_id: "insider"}
+        listed = (await http.get("/v1/messages")).json()["data"]
+        assert {m["id"]: m["origin"] for m in listed} == origins
         got = rec.at("/v")
         assert [json.loads(b)["state"] for _, b in got] == ["in_progress", "delivered", "read"]
         for headers, body in got:
