@@ -5,10 +5,10 @@ caused it (the outbox), one delivery per target: the message's `callback_url` (i
 message's `callback_format`: native, or the vendor's for a dialect's per-send URL) and
 each enabled endpoint of the account whose filter matches and that receives the
 message (core.callback_formats.endpoint_receives: a vendor's endpoint gets only its
-dialect's messages). The body is built right
-then and stored with the delivery, so the receiver gets the message as it was at
-the event, whenever the delivery finally succeeds, and every retry sends the same
-bytes. Each delivery is a `callback.deliver` job.
+dialect's messages). The body is built right then and stored with the delivery, so
+the receiver gets the message as it was at the event, whenever the delivery finally
+succeeds, and every retry sends the same bytes. Each delivery is a `callback.deliver`
+job.
 
 Retries follow `Settings.callback_retry_schedule` (core.callbacks.RETRY_SCHEDULE:
 about three days); then the delivery is `failed`, kept in the log, and can be sent
@@ -97,6 +97,10 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
+# (raw body, secret, event id, time of the attempt) -> headers: a Signer told the account.
+BoundSigner = Callable[[bytes, str, str, datetime], dict[str, str]]
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Prepared:
     """What a delivery job needs, read before the request."""
@@ -110,10 +114,6 @@ class Prepared:
     # The target's format's signature headers; None: Standard Webhooks.
     sign: BoundSigner | None = None
     health: bool = True  # the outcome tells about the endpoint (not when it is disabled)
-
-
-# (raw body, secret, event id, time of the attempt) -> headers: a Signer told the account.
-BoundSigner = Callable[[bytes, str, str, datetime], dict[str, str]]
 
 
 def _bound(sign: Signer, account: Account) -> BoundSigner:
