@@ -2,8 +2,9 @@
 send that uses a provider, over real HTTP on SQLite and PostgreSQL: the page's
 requests get the page's responses, the file is fetched from the business's server
 (on 127.0.0.1) with the provider's credentials and reaches each recipient's phone in
-the emulator, Sinch-shaped delivery reports arrive, and every hostile request is
-answered in Sinch's error object, never as problem+json."""
+the emulator, Sinch-shaped delivery reports arrive (at the bot's callback URL, or at a
+send's own `callback`), and every hostile request is answered in Sinch's error object,
+never as problem+json."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from starlette.routing import Route
 
 from tests.integration.callback_receiver import Receiver, verified
 from tests.support import AppServer, LiveServer, eventually, make_key
+from wafile.core.vendor_callbacks.sinch import message_id_for
 
 BOT = "sandbox"  # the sandbox account's WhatsApp sender
 BASE = f"/sinch/whatsapp/v1/{BOT}"
@@ -205,6 +207,96 @@ async def test_a_send_with_a_provider_reaches_every_recipient_and_reports_back(
             assert states[:2] == ["dispatched", "delivered"]
 
 
+async def test_a_sends_callback_gets_its_reports_instead_of_the_bots_callback_url(
+    live_server: LiveServer,
+    sandbox_key: str,
+    origin: tuple[Origin, AppServer],
+    receiver: tuple[Receiver, AppServer],
+) -> None:
+    """`callback` overrides the bot's callback URL for that send, as Sinch documents:
+    its reports arrive there in Sinch's shape, signed the Standard Webhooks way with the
+    account's callback secret; the bot's (the account's `sinch` endpoint) gets only the
+    other sends, and never a native send's."""
+    _, server = origin
+    rec, rec_server = receiver
+    auth = bearer(sandbox_key)
+    async with live_server.client() as http:
+        made = await http.post(
+            "/v1/webhooks", json={"url": rec_server.url + "/bot", "format": "sinch"}, headers=auth
+        )
+        bot_secret = made.json()["secret"]
+        secret = (await http.post("/v1/account/callback-secret", headers=auth)).json()["secret"]
+        await http.post(f"{BASE}/provision/provider", json=BASIC_PROVIDER, headers=auth)
+        document = {
+            "type": "document",
+            "url": f"{server.url}/exports/statement.pdf",
+            "filename": "statement.pdf",
+            "provider": "your-basic-provider",
+        }
+        own = await http.post(
+            f"{BASE}/messages",
+            json={"to": PHONES, "message": document, "callback": rec_server.url + "/mine"},
+            headers=auth,
+        )
+        assert own.status_code == 201, own.text
+        mine = {s["message_id"] for s in own.json()["statuses"]}
+        plain = await http.post(
+            f"{BASE}/messages", json={"to": PHONES[:1], "message": document}, headers=auth
+        )
+        assert plain.status_code == 201, plain.text
+        [theirs] = [s["message_id"] for s in plain.json()["statuses"]]
+        native = await http.post(
+            "/v1/messages",
+            json={
+                "to": PHONES[0],
+                "media_url": f"{server.url}/exports/statement.pdf",
+                "provider": "your-basic-provider",
+            },
+            headers=auth,
+        )
+        assert native.status_code == 202, native.text
+
+        def reports(path: str, secret: str) -> list[dict[str, Any]]:
+            found = []
+            for doc in verified(secret, rec.at(path)):
+                assert set(doc) == {"type", "statuses"} and doc["type"] == "whatsapp"
+                [item] = doc["statuses"]
+                assert set(item) == {"message_id", "recipient", "status", "state"}
+                found.append(item)
+            return found
+
+        async def delivered(path: str, secret: str, ids: set[str]) -> bool:
+            done = {
+                r["message_id"]
+                for r in reports(path, secret)
+                if r["state"] in ("delivered", "read")
+            }
+            return done == ids
+
+        await eventually(
+            lambda: delivered("/mine", secret, mine), "reports at the send's callback", seconds=WAIT
+        )
+        await eventually(
+            lambda: delivered("/bot", bot_secret, {theirs}), "the bot's reports", seconds=WAIT
+        )
+
+        async def native_done() -> bool:
+            got = await http.get(f"/v1/messages/{native.json()['id']}", headers=auth)
+            return bool(got.json()["status"] in ("delivered", "read"))
+
+        await eventually(native_done, "the native send delivered", seconds=WAIT)
+        for r in reports("/mine", secret):
+            assert r["message_id"] in mine and r["status"] == "success"
+        for message_id in mine:
+            states = [r["state"] for r in reports("/mine", secret) if r["message_id"] == message_id]
+            assert states[:2] == ["dispatched", "delivered"]
+        # The bot's URL heard only of the send without a callback of its own: nothing
+        # was even queued for it of the others (deliveries are made with the event).
+        assert {r["message_id"] for r in reports("/bot", bot_secret)} == {theirs}
+        log = await http.get(f"/v1/webhooks/{made.json()['id']}/deliveries", headers=auth)
+        assert {d["message_id"] for d in log.json()["data"]} == {message_id_for(theirs)}
+
+
 async def test_hostile_requests_get_sinch_errors(
     live_server: LiveServer, engine: AsyncEngine, sandbox_key: str
 ) -> None:
@@ -259,7 +351,12 @@ async def test_hostile_requests_get_sinch_errors(
             (message(url=None), 400, "validation_error"),
             (message(url="ftp://e.com/a.pdf"), 400, "outbound_refused"),
             (message(provider="nobody"), 404, "provider_not_found"),
-            ({**send, "callback": "https://example.com/cb"}, 400, "validation_error"),
+            ({**send, "callback": "http://example.com/cb"}, 400, "validation_error"),
+            ({**send, "callback": "https://u:p@example.com/cb"}, 400, "validation_error"),
+            ({**send, "callback": "ftp://example.com/cb"}, 400, "validation_error"),
+            ({**send, "callback": ""}, 400, "validation_error"),
+            ({**send, "callback": 42}, 400, "validation_error"),
+            ({**send, "callback": "https://e.com/" + "x" * 2100}, 400, "validation_error"),
         ):
             resp = await http.post(f"{BASE}/messages", json=doc, headers=auth)
             assert_sinch_error(resp, status, code)

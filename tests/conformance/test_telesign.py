@@ -1,9 +1,10 @@
 """Telesign (seed 001): `POST /telesign/v1/omnichannel` as the page shows it, over real
-HTTP on SQLite and PostgreSQL: the page's request gets the page's response, the file
-(fetched from the business's server on 127.0.0.1) reaches the emulator phone, the
-fallback to SMS happens when WhatsApp does not deliver within `fallback_time`, the
-Telesign-shaped callbacks arrive signed as Telesign signs them, and every hostile
-request is answered in Telesign's envelope, never as problem+json."""
+HTTP on SQLite and PostgreSQL: the page's request (its fictional number included, in
+sandbox mode) gets the page's response, the file (fetched from the business's server
+on 127.0.0.1) reaches the emulator phone, the fallback to SMS happens when WhatsApp
+does not deliver within `fallback_time`, the Telesign-shaped callbacks arrive signed as
+Telesign signs them (at the account's endpoint, or at a request's own `callback_url`),
+and every hostile request is answered in Telesign's envelope, never as problem+json."""
 
 from __future__ import annotations
 
@@ -24,12 +25,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.integration.callback_receiver import Receiver
+from tests.integration.callback_receiver import Receiver, verified
 from tests.support import AppServer, LiveServer, eventually, make_key
+from wafile.config import Settings
+from wafile.core.vendor_callbacks.telesign import message_id_for
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n%" + b"t" * 3000 + b"\ntrailer<<>>\n%%EOF\n"
 FILE_PATH = "/346542/viatu/customer47325-order-history.xlsx"
 PAGE_URL = "https://s3.amazonaws.com" + FILE_PATH
+PAGE_PHONE = "15558675309"  # fictional (area code 555): the sandbox's ordinary user
 ON_WHATSAPP = "12015550101"  # delivered ~0.5 s after sent, read ~2 s later
 SILENT = "12015550102"  # WhatsApp: stays sent for ever
 WA = "/_emulator/whatsapp/_control"
@@ -71,8 +75,9 @@ def origin() -> Iterator[AppServer]:
         yield server
 
 
-def page_request(origin: AppServer, phone: str) -> dict[str, Any]:
-    """The page's example with its file on the origin and a number the sandbox has."""
+def page_request(origin: AppServer, phone: str = PAGE_PHONE) -> dict[str, Any]:
+    """The page's example with its file on the origin (the page's S3 link is not a real
+    file), to the page's number or another one."""
     doc = copy.deepcopy(PAGE_REQUEST)
     doc["phone_number"] = phone
     doc["message"]["whatsapp"]["parameters"]["url"] = origin.url + FILE_PATH
@@ -112,13 +117,24 @@ async def telesign_endpoint(http: httpx.AsyncClient, key: str, url: str) -> str:
     return str(made.json()["secret"])
 
 
+async def callback_secret(http: httpx.AsyncClient, key: str) -> str:
+    """The account's secret for per-send callback URLs (native and vendor alike)."""
+    made = await http.post(
+        "/v1/account/callback-secret", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["secret"])
+
+
 def callbacks(rec: Receiver, path: str, secret: str) -> list[dict[str, Any]]:
-    """Every Telesign callback received at `path`, each signature checked."""
+    """Every Telesign callback received at `path`, each signature checked as a Telesign
+    receiver checks it, the customer id being the one the client authenticates with."""
     found = []
     for headers, body in rec.at(path):
         mac = telesign_signature(body, secret)
         assert headers["x-ts-authorization"] == mac
-        assert headers["authorization"] == f"TSA wafile:{mac}"
+        assert headers["authorization"] == f"TSA sandbox:{mac}"
+        assert "webhook-signature" not in headers
         found.append(json.loads(body))
     return found
 
@@ -132,10 +148,11 @@ async def test_the_pages_request_gets_the_pages_response_and_the_file_arrives(
     rec, rec_server = receiver
     async with live_server.client() as http:
         secret = await telesign_endpoint(http, sandbox_key, rec_server.url + "/ts")
+        # The page's request, its number as written: sandbox mode takes a number of the
+        # right length (Telesign's own check); the emulator's unknown numbers behave as
+        # its ordinary user (delivered, then read).
         resp = await http.post(
-            "/telesign/v1/omnichannel",
-            json=page_request(origin, ON_WHATSAPP),
-            headers=basic(sandbox_key),
+            "/telesign/v1/omnichannel", json=page_request(origin), headers=basic(sandbox_key)
         )
         assert resp.status_code == 200, resp.text
         body = resp.json()
@@ -145,12 +162,12 @@ async def test_the_pages_request_gets_the_pages_response_and_the_file_arrives(
         ref = body["reference_id"]
 
         async def arrived() -> bool:
-            got = await http.get(f"{WA}/phones/{ON_WHATSAPP}/inbox")
+            got = await http.get(f"{WA}/phones/{PAGE_PHONE}/inbox")
             return any(m.get("filename") == "order history.pdf" for m in got.json()["messages"])
 
         await eventually(arrived, "the file in the phone's inbox", seconds=WAIT)
-        [got] = (await http.get(f"{WA}/phones/{ON_WHATSAPP}/inbox")).json()["messages"]
-        file = await http.get(f"{WA}/phones/{ON_WHATSAPP}/inbox/{got['id']}/file")
+        [got] = (await http.get(f"{WA}/phones/{PAGE_PHONE}/inbox")).json()["messages"]
+        file = await http.get(f"{WA}/phones/{PAGE_PHONE}/inbox/{got['id']}/file")
         assert file.content == PDF  # fetched from the origin, re-hosted, sent
 
         async def read() -> bool:
@@ -171,7 +188,9 @@ async def test_the_pages_request_gets_the_pages_response_and_the_file_arrives(
             assert set(item["whatsapp"]) == CHANNEL_KEYS
         assert [c["status"]["code"] for c in seen] == [3002, 3000, 3005]
         # Only one channel was needed: the SMS step never sent anything.
-        assert (await http.get(f"{SMS}/phones/{ON_WHATSAPP}/inbox")).json()["messages"] == []
+        assert (await http.get(f"{SMS}/phones/{PAGE_PHONE}/inbox")).json()["messages"] == []
+        listed = await http.get("/v1/messages", headers={"Authorization": f"Bearer {sandbox_key}"})
+        assert [m["to"] for m in listed.json()["data"]] == ["+15558675309"]
 
 
 async def test_whatsapp_not_delivered_in_fallback_time_cascades_to_sms(
@@ -217,17 +236,125 @@ async def test_whatsapp_not_delivered_in_fallback_time_cascades_to_sms(
         assert text["body"] == PAGE_REQUEST["message"]["sms"]["parameters"]["text"]
 
 
-async def test_the_pages_fictional_number_is_refused_as_telesign_refuses_a_bad_number(
-    live_server: LiveServer, sandbox_key: str
+async def test_a_requests_callback_url_gets_telesign_callbacks_instead_of_the_endpoint(
+    live_server: LiveServer,
+    sandbox_key: str,
+    origin: AppServer,
+    receiver: tuple[Receiver, AppServer],
 ) -> None:
-    """+1 555 867 5309 is not in use (area code 555 is not assigned): wafile refuses it
-    before anything is fetched, sent or paid for, with Telesign's code for it."""
+    """`callback_url` in the request: this transaction's callbacks go there, in
+    Telesign's shape, signed as Telesign signs (keyed with the account's callback
+    secret); it overrides the account's Telesign endpoint for this transaction only."""
+    rec, rec_server = receiver
     async with live_server.client() as http:
-        resp = await http.post(
-            "/telesign/v1/omnichannel", json=PAGE_REQUEST, headers=basic(sandbox_key)
+        endpoint_secret = await telesign_endpoint(http, sandbox_key, rec_server.url + "/ts")
+        secret = await callback_secret(http, sandbox_key)
+        doc = {**page_request(origin), "callback_url": rec_server.url + "/mine"}
+        resp = await http.post("/telesign/v1/omnichannel", json=doc, headers=basic(sandbox_key))
+        assert resp.status_code == 200, resp.text
+        ref = resp.json()["reference_id"]
+        # Another transaction without one: the account's endpoint hears of that one.
+        other = await http.post(
+            "/telesign/v1/omnichannel",
+            json=page_request(origin, ON_WHATSAPP),
+            headers=basic(sandbox_key),
         )
-        assert_telesign_error(resp, 400, 3101)
-        assert "15558675309" in resp.json()["status"]["description"]
+        assert other.status_code == 200, other.text
+
+        async def read_at(path: str, secret: str, ref: str) -> bool:
+            return any(
+                c["status"]["code"] == 3005 and c["reference_id"] == ref
+                for c in callbacks(rec, path, secret)
+            )
+
+        await eventually(
+            lambda: read_at("/mine", secret, ref), "the read callback at the URL", seconds=WAIT
+        )
+        await eventually(
+            lambda: read_at("/ts", endpoint_secret, other.json()["reference_id"]),
+            "the other transaction's read callback at the endpoint",
+            seconds=WAIT,
+        )
+        mine = callbacks(rec, "/mine", secret)
+        assert [c["status"]["code"] for c in mine] == [3002, 3000, 3005]
+        for doc in mine:
+            assert set(doc) == CALLBACK_KEYS and doc["reference_id"] == ref
+            [item] = doc["channel_status"]
+            assert set(item["whatsapp"]) == CHANNEL_KEYS
+        at_endpoint = {c["reference_id"] for c in callbacks(rec, "/ts", endpoint_secret)}
+        assert at_endpoint == {other.json()["reference_id"]}
+        log = await http.get(
+            "/v1/webhooks/deliveries", headers={"Authorization": f"Bearer {sandbox_key}"}
+        )
+        per_send = [d for d in log.json()["data"] if d["endpoint_id"] is None]
+        assert per_send and all(d["message_id"] == message_id_for(ref) for d in per_send)
+        assert all(d["url"] == rec_server.url + "/mine" for d in per_send)
+
+
+async def test_a_native_send_does_not_reach_the_telesign_endpoint(
+    live_server: LiveServer,
+    sandbox_key: str,
+    origin: AppServer,
+    receiver: tuple[Receiver, AppServer],
+) -> None:
+    """The account's Telesign endpoint reports Telesign transactions, not messages sent
+    through the native API (a native endpoint gets those)."""
+    rec, rec_server = receiver
+    async with live_server.client() as http:
+        secret = await telesign_endpoint(http, sandbox_key, rec_server.url + "/ts")
+        auth = {"Authorization": f"Bearer {sandbox_key}"}
+        native = await http.post(
+            "/v1/webhooks", json={"url": rec_server.url + "/native"}, headers=auth
+        )
+        native_secret = native.json()["secret"]
+        sent = await http.post(
+            "/v1/messages",
+            json={"to": "+" + ON_WHATSAPP, "media_url": origin.url + FILE_PATH},
+            headers=auth,
+        )
+        assert sent.status_code == 202, sent.text
+        ts = await http.post(
+            "/telesign/v1/omnichannel",
+            json=page_request(origin, ON_WHATSAPP),
+            headers=basic(sandbox_key),
+        )
+        ref = ts.json()["reference_id"]
+
+        async def telesign_read() -> bool:
+            return any(c["status"]["code"] == 3005 for c in callbacks(rec, "/ts", secret))
+
+        async def native_read() -> bool:
+            events = verified(native_secret, rec.at("/native"))
+            return any(
+                e["type"] == "message.read" and e["message"]["id"] == sent.json()["id"]
+                for e in events
+            )
+
+        await eventually(telesign_read, "the Telesign transaction's read callback", seconds=WAIT)
+        await eventually(native_read, "the native message's read event", seconds=WAIT)
+        assert {c["reference_id"] for c in callbacks(rec, "/ts", secret)} == {ref}
+        # Nothing was even queued for it of the native send (deliveries are made with
+        # the event, before the native endpoint heard of it).
+        endpoints = (await http.get("/v1/webhooks", headers=auth)).json()["data"]
+        [ts_endpoint] = [e["id"] for e in endpoints if e["format"] == "telesign"]
+        log = await http.get(f"/v1/webhooks/{ts_endpoint}/deliveries", headers=auth)
+        assert {d["message_id"] for d in log.json()["data"]} == {message_id_for(ref)}
+
+
+async def test_the_pages_fictional_number_is_refused_outside_the_sandbox(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    """+1 555 867 5309 is not in use (area code 555 is not assigned): outside sandbox
+    mode wafile refuses it before anything is fetched, sent or paid for, with Telesign's
+    code for it."""
+    key = await make_key(engine, "viatu")
+    with LiveServer(settings.with_overrides(sandbox=False)) as server:
+        async with server.client() as http:
+            resp = await http.post(
+                "/telesign/v1/omnichannel", json=PAGE_REQUEST, headers=basic(key, "viatu")
+            )
+            assert_telesign_error(resp, 400, 3101)
+            assert "15558675309" in resp.json()["status"]["description"]
 
 
 async def test_hostile_requests_get_telesign_errors(
@@ -290,7 +417,13 @@ async def test_hostile_requests_get_telesign_errors(
             (changed("SPAM", "message_type"), 3102),
             (changed("x" * 101, "external_id"), 3103),
             (changed(42, "external_id"), 3103),
-            (changed("https://example.com/cb", "callback_url"), 3203),
+            (changed("http://example.com/cb", "callback_url"), 3106),
+            (changed("https://user:pw@example.com/cb", "callback_url"), 3106),
+            (changed("not a url", "callback_url"), 3106),
+            (changed("", "callback_url"), 3106),
+            (changed(42, "callback_url"), 3106),
+            (changed(["https://example.com/cb"], "callback_url"), 3106),
+            (changed("https://example.com/" + "x" * 2100, "callback_url"), 3106),
             (without("message", "whatsapp"), 3306),
             (changed("image", "message", "whatsapp", "template"), 3112),
             (without("message", "whatsapp", "parameters", "url"), 3305),

@@ -44,6 +44,7 @@ from tests.support import (
 )
 from wafile.config import Settings
 from wafile.core import callback_formats
+from wafile.core.accounts import Account
 from wafile.core.callback_formats import CallbackFormat
 from wafile.db.engine import session_factory, transaction
 from wafile.db.tables import WebhookReceiptRow
@@ -347,19 +348,29 @@ async def test_an_endpoint_in_a_vendor_format_gets_that_shape_and_signature(
     receiver: tuple[Receiver, AppServer],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """What a dialect plugs in: a format shapes (or skips) each event and signs it."""
+    """What a dialect plugs in: a format shapes (or skips) each event and signs it, told
+    the account; its endpoints get only the messages sent through its dialect, while a
+    native endpoint gets them all."""
 
     def build(event: dict[str, Any]) -> dict[str, Any] | None:
         if event["subject"] != "message":
             return None  # this vendor reports the message only
         return {"ref": event["message"]["id"], "state": event["status"]}
 
-    def sign(body: bytes, secret: str, event_id: str, at: datetime) -> dict[str, str]:
+    def sign(
+        body: bytes, secret: str, event_id: str, at: datetime, account: Account
+    ) -> dict[str, str]:
         digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        return {"X-Vendor-Signature": digest, "X-Vendor-Event": event_id}
+        return {
+            "X-Vendor-Signature": digest,
+            "X-Vendor-Event": event_id,
+            "X-Vendor-Customer": account.name,
+        }
 
+    # The Insider dialect's format, replaced by this one: its messages come through
+    # /insider, its endpoints are in format "insider".
     monkeypatch.setitem(
-        callback_formats._FORMATS, "vendor", CallbackFormat(name="vendor", build=build, sign=sign)
+        callback_formats._FORMATS, "insider", CallbackFormat(name="insider", build=build, sign=sign)
     )
     rec, server = receiver
     key = await sandbox_sender(engine, live_server)
@@ -368,22 +379,54 @@ async def test_an_endpoint_in_a_vendor_format_gets_that_shape_and_signature(
         await open_window(http, PHONE)
         unknown = await http.post("/v1/webhooks", json={"url": server.url, "format": "nope"})
         assert "format" in assert_problem(unknown, 422, "validation_error")["detail"]
-        made = await http.post("/v1/webhooks", json={"url": f"{server.url}/v", "format": "vendor"})
-        assert made.status_code == 201 and made.json()["format"] == "vendor"
+        made = await http.post("/v1/webhooks", json={"url": f"{server.url}/v", "format": "insider"})
+        assert made.status_code == 201 and made.json()["format"] == "insider"
         secret = made.json()["secret"]
-        message_id = await send(http, media_id)
-        await until_status(http, message_id, {"read"}, "the message read")
+        native = await http.post("/v1/webhooks", json={"url": f"{server.url}/n"})
+        native_secret = native.json()["secret"]
+
+        # A native send: the native endpoint hears of it, the vendor's endpoint does not.
+        native_id = await send(http, media_id)
+        await until_status(http, native_id, {"read"}, "the native message read")
+        sent = await http.post(
+            "/insider/v1/send",
+            json={
+                "messages": [
+                    {
+                        "phoneNumber": PHONE,
+                        "message": {"type": "document", "document": {"id": media_id}},
+                    }
+                ]
+            },
+            headers={"X-INS-AUTH-KEY": key},
+        )
+        assert sent.status_code == 200, sent.text
+        message_id = sent.json()["messages"][0]["key"].removeprefix("whatsapp-")
+        await until_status(http, message_id, {"read"}, "the Insider message read")
 
         async def read_reported() -> bool:
             return any(b'"state":"read"' in body for _, body in rec.at("/v"))
 
+        async def both_at_native() -> bool:
+            refs = {e["message"]["id"] for e in verified(native_secret, rec.at("/n"))}
+            return refs == {native_id, message_id}
+
         await eventually(read_reported, "the vendor's read callback", seconds=WAIT)
+        await eventually(both_at_native, "both messages at the native endpoint", seconds=WAIT)
+        origins = {
+            e["message"]["id"]: e["message"]["origin"]
+            for e in verified(native_secret, rec.at("/n"))
+        }
+        assert origins == {native_id: "native", message_id: "insider"}
+        listed = (await http.get("/v1/messages")).json()["data"]
+        assert {m["id"]: m["origin"] for m in listed} == origins
         got = rec.at("/v")
         assert [json.loads(b)["state"] for _, b in got] == ["in_progress", "delivered", "read"]
         for headers, body in got:
-            assert json.loads(body)["ref"] == message_id
+            assert json.loads(body)["ref"] == message_id  # never the native send's
             expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
             assert headers["x-vendor-signature"] == expected
+            assert headers["x-vendor-customer"] == "sandbox"
             assert "webhook-signature" not in headers
 
 

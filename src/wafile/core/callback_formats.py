@@ -8,6 +8,11 @@ pure; the body is built when the event happens and stored, so every retry sends 
 same bytes, and signed at each attempt. `retry_schedule` is when a failed delivery is
 tried again: the vendor's own where its documentation gives one, else wafile's
 (`RETRY_SCHEDULE`, about three days, which `WAFILE_CALLBACK_RETRY_SCHEDULE` replaces).
+
+A vendor format is named after its dialect (`api/dialects`), and a message records
+the dialect it came through (its origin). An endpoint in a vendor's format receives
+only that dialect's messages, as the vendor's own callback URL would; a `standard`
+endpoint receives every message of the account (`endpoint_receives`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final
 
+from wafile.core.accounts import Account
 from wafile.core.vendor_callbacks import digital99, insider, sinch, telesign
 
 __all__ = [
@@ -26,11 +32,13 @@ __all__ = [
     "STANDARD",
     "CallbackFormat",
     "Signer",
+    "endpoint_receives",
     "format_named",
 ]
 
-# (raw body, the endpoint's secret, the event id, the time of this attempt) -> headers
-Signer = Callable[[bytes, str, str, datetime], dict[str, str]]
+# (raw body, the target's secret, the event id, the time of this attempt, the account
+# whose message it is) -> headers
+Signer = Callable[[bytes, str, str, datetime, Account], dict[str, str]]
 
 # wafile's schedule. Seconds before automatic attempt n+1 (index n): immediately, then
 # backing off over about three days (Standard Webhooks / Svix style). After the last
@@ -89,3 +97,17 @@ def format_named(name: str) -> CallbackFormat:
     except KeyError:
         known = ", ".join(sorted(FORMATS))
         raise ValueError(f"unknown callback format {name!r} (known: {known})") from None
+
+
+def endpoint_receives(endpoint_format: str, *, origin: str, own_format: str | None) -> bool:
+    """Whether an endpoint in `endpoint_format` receives the events of a message that
+    came through `origin` and whose own callback URL (if any) is in `own_format`.
+
+    A `standard` endpoint receives every message. A vendor's endpoint (the callback URL
+    configured for the account) receives only its dialect's messages, and not those
+    that named a callback URL of their own in its format: Telesign's `callback_url`
+    and Sinch's `callback` override the configured URL for that send.
+    """
+    if endpoint_format == STANDARD:
+        return True
+    return endpoint_format == origin and own_format != endpoint_format

@@ -165,6 +165,7 @@ def message_document(
         "filename": message.filename,
         "caption": message.caption,
         "reference": message.reference,
+        "origin": message.origin,
         "reason": state.reason,
         "created_at": _iso(message.created_at),
         "updated_at": _iso(updated_at),

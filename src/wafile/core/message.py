@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
+from wafile.core.callback_formats import STANDARD
 from wafile.core.message_state import MessageState
 from wafile.core.plan import Plan
 
-__all__ = ["Message", "Snapshot"]
+__all__ = ["NATIVE", "Message", "Snapshot"]
+
+# The origin of a message sent through the native API, the CLI or the dashboard; a
+# dialect's messages carry the dialect's name (its vendor's endpoints get only those).
+NATIVE: Final = "native"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,5 +47,9 @@ class Message:
     plan: Plan  # the channels it tries, in order, each with its sender
     media_url: str | None = None  # a remote file: the worker fetches it before sending
     provider: str | None = None  # the media provider whose credentials fetch it
+    origin: str = NATIVE  # the API it came through: NATIVE or a dialect's name
+    # What `callback_url` receives (core.callback_formats): a dialect's per-send URL
+    # gets its vendor's callbacks.
+    callback_format: str = STANDARD
     # Kept with every event; None for a message stored before snapshots (replay its log).
     snapshot: Snapshot | None = None

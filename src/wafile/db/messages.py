@@ -48,6 +48,8 @@ def _message(row: MessageRow) -> Message:
         plan=plan,
         media_url=row.media_url,
         provider=row.provider,
+        origin=row.origin,
+        callback_format=row.callback_format,
         snapshot=snapshot_from_json(plan, row.state) if row.state else None,
     )
 
@@ -83,6 +85,8 @@ class MessageRepository:
             plan=plan_to_json(message.plan),
             media_url=message.media_url,
             provider=message.provider,
+            origin=message.origin,
+            callback_format=message.callback_format,
             state=snapshot_to_json(message.snapshot) if message.snapshot else None,
         )
         if message.idempotency_key is None:  # nothing else can collide: no savepoint
@@ -135,6 +139,13 @@ class MessageRepository:
             )
         stmt = stmt.order_by(MessageRow.created_at.desc(), MessageRow.id.desc()).limit(limit)
         return [_message(row) for row in await self._session.scalars(stmt)]
+
+    async def callback_format(self, message_id: str) -> str | None:
+        """The format its `callback_url` receives (core.callback_formats); None: no message."""
+        found: str | None = await self._session.scalar(
+            select(MessageRow.callback_format).where(MessageRow.id == message_id)
+        )
+        return found
 
     async def by_key(self, account_id: str, key: str) -> Message | None:
         row = await self._session.scalar(

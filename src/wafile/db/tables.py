@@ -280,6 +280,11 @@ class MessageRow(Base):
     template: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     reference: Mapped[str | None] = mapped_column(String(200), nullable=True)
     callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # core.callback_formats: what callback_url receives ("standard", or the vendor's
+    # shape and signature when a dialect's per-send callback URL set it).
+    callback_format: Mapped[str] = mapped_column(String(32), server_default="standard")
+    # The API it came through: "native" (API, CLI, dashboard) or a dialect's name.
+    origin: Mapped[str] = mapped_column(String(32), server_default="native")
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     status: Mapped[str] = mapped_column(String(16))

@@ -1,11 +1,14 @@
 """Customer callbacks: webhook endpoints, events out of the state machine, deliveries.
 
 Every `Notify` effect of a message becomes, in the transaction of the event that
-caused it (the outbox), one delivery per target: the message's `callback_url` and
-each enabled endpoint of the account whose filter matches. The body is built right
-then and stored with the delivery, so the receiver gets the message as it was at
-the event, whenever the delivery finally succeeds, and every retry sends the same
-bytes. Each delivery is a `callback.deliver` job.
+caused it (the outbox), one delivery per target: the message's `callback_url` (in the
+message's `callback_format`: native, or the vendor's for a dialect's per-send URL) and
+each enabled endpoint of the account whose filter matches and that receives the
+message (core.callback_formats.endpoint_receives: a vendor's endpoint gets only its
+dialect's messages). The body is built right then and stored with the delivery, so
+the receiver gets the message as it was at the event, whenever the delivery finally
+succeeds, and every retry sends the same bytes. Each delivery is a `callback.deliver`
+job.
 
 A message a user sends in is one `inbound.received` event (`notify_inbound`), made the
 same way in the transaction that completes the inbound message: the one that records
@@ -37,7 +40,7 @@ import base64
 import json
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -45,7 +48,13 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.accounts import Account
-from wafile.core.callback_formats import FORMATS, STANDARD, Signer, format_named
+from wafile.core.callback_formats import (
+    FORMATS,
+    STANDARD,
+    Signer,
+    endpoint_receives,
+    format_named,
+)
 from wafile.core.callbacks import (
     INBOUND_RECEIVED,
     Delivery,
@@ -63,8 +72,10 @@ from wafile.core.inbound import Inbound
 from wafile.core.message import Message
 from wafile.core.message_state import Effect, MessageState, Notify
 from wafile.crypto import Sealer
+from wafile.db.accounts import AccountRepository
 from wafile.db.callbacks import CallbackRepository
 from wafile.db.jobs import JobRepository
+from wafile.db.messages import MessageRepository
 from wafile.errors import NotFound, ValidationFailed
 from wafile.ids import new_id
 from wafile.services.outbound import check_callback_url
@@ -73,6 +84,7 @@ __all__ = [
     "CALLBACK_KIND",
     "ORDER_WAIT",
     "STUCK_AFTER",
+    "BoundSigner",
     "CallbackService",
     "Prepared",
     "callbacks",
@@ -96,6 +108,10 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
+# (raw body, secret, event id, time of the attempt) -> headers: a Signer told the account.
+BoundSigner = Callable[[bytes, str, str, datetime], dict[str, str]]
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Prepared:
     """What a delivery job needs, read before the request."""
@@ -106,11 +122,18 @@ class Prepared:
     refused: str | None = None  # why no request is made (the attempt fails as that)
     # An earlier event to this target is pending: look again at this time.
     wait_until: datetime | None = None
-    # The endpoint's format's signature headers; None: Standard Webhooks.
-    sign: Signer | None = None
-    # The endpoint's format's own retry schedule; None: wafile's (as configured).
+    # The target's format's signature headers; None: Standard Webhooks.
+    sign: BoundSigner | None = None
+    # The target's format's own retry schedule; None: wafile's (as configured).
     retry_schedule: tuple[float, ...] | None = None
     health: bool = True  # the outcome tells about the endpoint (not when it is disabled)
+
+
+def _bound(sign: Signer, account: Account) -> BoundSigner:
+    def signed(body: bytes, secret: str, event_id: str, at: datetime) -> dict[str, str]:
+        return sign(body, secret, event_id, at, account)
+
+    return signed
 
 
 def _bodies(event: dict[str, Any], formats: set[str]) -> dict[str, str | None]:
@@ -303,8 +326,13 @@ class CallbackService:
         if not notices:
             return
         repo = CallbackRepository(session)
-        endpoints = await repo.endpoints_of(message.account_id, enabled_only=True)
-        if not endpoints and not message.callback_url:
+        own = message.callback_format if message.callback_url else None
+        endpoints = [
+            e
+            for e in await repo.endpoints_of(message.account_id, enabled_only=True)
+            if endpoint_receives(e.format, origin=message.origin, own_format=own)
+        ]
+        if not endpoints and own is None:
             return
         document = message_document(message, state, updated_at=now)
         deliveries: list[Delivery] = []
@@ -312,10 +340,11 @@ class CallbackService:
             event_id = new_id("evt")
             event = event_document(event_id, notice, document)
             matching = [e for e in endpoints if filter_matches(e.events, notice.type)]
-            bodies = _bodies(event, {e.format for e in matching})
+            bodies = _bodies(event, {e.format for e in matching} | ({own} if own else set()))
             targets: list[tuple[str | None, str, str]] = []
-            if message.callback_url:
-                targets.append((None, message.callback_url, _json(event)))
+            # The message's own URL, in its format (which, too, may have nothing to say).
+            if message.callback_url and (b := bodies[message.callback_format]) is not None:
+                targets.append((None, message.callback_url, b))
             # An endpoint whose format has nothing to say about this event gets nothing
             # (a vendor reports fewer events than wafile has).
             targets += [(e.id, e.url, b) for e in matching if (b := bodies[e.format]) is not None]
@@ -450,26 +479,36 @@ class CallbackService:
             return None  # a manual redelivery got it through meanwhile
         refused: str | None = None
         health = True
-        sign: Signer | None = None
-        schedule: tuple[float, ...] | None = None
+        sign: BoundSigner | None = None
         if delivery.endpoint_id is not None:
             found = await repo.endpoint_with_secret(delivery.endpoint_id, account_id=None)
             if found is None:
                 return None
             endpoint, sealed = found
             url = endpoint.url
-            known = FORMATS.get(endpoint.format)
-            sign = known.sign if known is not None else None
-            schedule = known.retry_schedule if known is not None else None
+            format_name: str | None = endpoint.format
             if not endpoint.enabled:
                 refused, health = "the endpoint is disabled", False
         else:
             url = delivery.url
+            format_name = (
+                await MessageRepository(session).callback_format(delivery.message_id)
+                if delivery.message_id is not None
+                else None
+            )
             sealed = await repo.callback_secret(delivery.account_id) or (
                 await repo.create_callback_secret(
                     delivery.account_id, sealer.seal(new_secret()), now
                 )
             )
+        known = FORMATS.get(format_name) if format_name is not None else None
+        # The format's own retry schedule, per-send URLs' too (the message's format).
+        schedule = known.retry_schedule if known is not None else None
+        if known is not None and known.sign is not None:
+            account = await AccountRepository(session).get(delivery.account_id)
+            if account is None:
+                return None  # deleted (its deliveries go with it)
+            sign = _bound(known.sign, account)
         try:
             check_callback_url(url, allow_loopback_http=allow_loopback_http)
         except ValidationFailed as exc:

@@ -20,9 +20,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.accounts import Account
+from wafile.core.callback_formats import STANDARD, format_named
 from wafile.core.jobs import Priority
 from wafile.core.media import Media
-from wafile.core.message import Message, Snapshot
+from wafile.core.message import NATIVE, Message, Snapshot
 from wafile.core.message_codec import event_from_json, event_to_json
 from wafile.core.message_state import (
     Accepted,
@@ -105,9 +106,19 @@ class NewMessage:
     template: dict[str, Any] | None = None  # {name, language, parameters}
     reference: str | None = None
     callback_url: str | None = None
+    # What callback_url receives (core.callback_formats): a dialect's per-send callback
+    # URL gets its vendor's callbacks, signed its vendor's way.
+    callback_format: str = STANDARD
     # The plan in the API's shape: [{channel, success?, fallback_time?, sender?, text?}];
     # None: the account's default plan.
     channels: tuple[dict[str, Any], ...] | None = None
+    # The API it came through: NATIVE, or the dialect's name (its vendor's endpoints
+    # receive only its messages).
+    origin: str = NATIVE
+    # Accept a number of the right length that its numbering plan does not assign (the
+    # sandbox's Telesign dialect only: Telesign checks the length alone; see
+    # docs/dialects.md). Everywhere else such a number is refused before any send.
+    unassigned_number_ok: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -171,9 +182,13 @@ class MessageService:
             if earlier is not None:
                 return await self._same_request(session, earlier, digest), False
         try:
-            to = to_e164(request.to)
+            to = to_e164(request.to, unassigned_ok=request.unassigned_number_ok)
         except InvalidNumber as exc:
             raise ValidationFailed(f"to: {exc}") from None
+        try:
+            format_named(request.callback_format)
+        except ValueError as exc:
+            raise ValidationFailed(f"callback_format: {exc}") from None
         plan = await self._plan(session, account, request)
         media = await self._media(session, account, request)
         if media is not None and any(step.channel is Channel.WHATSAPP for step in plan):
@@ -201,6 +216,8 @@ class MessageService:
             template=request.template,
             reference=request.reference,
             callback_url=request.callback_url,
+            callback_format=request.callback_format,
+            origin=request.origin,
             idempotency_key=idempotency_key,
             request_hash=digest,
             status=str(after.status),

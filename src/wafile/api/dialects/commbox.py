@@ -245,6 +245,7 @@ def _new_message(item: Recipient, sender: Sender) -> NewMessage:
         if p.type == "text"
     ]
     return NewMessage(
+        origin=NAME,
         to=data.to if data.to.startswith("+") else "+" + data.to,
         media_id=file.id,
         media_url=file.link,

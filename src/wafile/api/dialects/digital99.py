@@ -206,6 +206,7 @@ async def send_file(body: SendFileIn, ctx: ContextDep, session: SessionDep) -> d
         session,
         account,
         NewMessage(
+            origin=NAME,
             to=to,
             media_url=body.body,
             caption=body.caption,
@@ -258,6 +259,7 @@ async def send_template(
         session,
         account,
         NewMessage(
+            origin=NAME,
             to=to,
             media_url=body.headerLink,
             sender=sender.name,

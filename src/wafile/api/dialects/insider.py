@@ -228,6 +228,7 @@ def _new_message(item: Item, where: str) -> NewMessage:
         if file is None:
             raise ValidationFailed(f"{where}.message.{message.type}: missing")
         return NewMessage(
+            origin=NAME,
             to=item.phoneNumber,
             channels=WHATSAPP_ONLY,
             media_id=file.id,
@@ -253,6 +254,7 @@ def _new_message(item: Item, where: str) -> NewMessage:
             if p.type == "text"
         ]
         return NewMessage(
+            origin=NAME,
             to=item.phoneNumber,
             channels=WHATSAPP_ONLY,
             media_id=file.id,

@@ -9,7 +9,9 @@ that uses them, over wafile's messages (docs/dialects.md, "Sinch").
 - Providers belong to the account, as on the native API: every bot of the account
   sees the same ones.
 - `POST .../messages` sends to each recipient one native message by URL (wafile fetches
-  the file with the named provider's credentials), WhatsApp only, from the bot.
+  the file with the named provider's credentials), WhatsApp only, from the bot. Its
+  `callback` becomes each message's own callback URL in Sinch's format (checked as the
+  native one), overriding the bot's (the account's `sinch` endpoints) for that send.
 - Errors: `{"requestError": {"serviceException": {"messageId", "text"}}}` with the
   native error code as `messageId` (Sinch's introduction is not at hand; this is the
   shape its clients are reported to parse).
@@ -32,7 +34,7 @@ from wafile.core.providers import Auth, ProviderSecret
 from wafile.core.vendor_callbacks import sinch as shapes
 from wafile.errors import SenderNotFound, Unauthorized, ValidationFailed
 from wafile.services.messages import NewMessage, messages
-from wafile.services.outbound import guard_for
+from wafile.services.outbound import check_callback_url, guard_for
 from wafile.services.providers import PutProvider, providers, shown_config
 from wafile.services.senders import senders
 
@@ -173,12 +175,11 @@ def create_app(ctx: AppContext) -> FastAPI:
     ) -> JSONResponse:
         """One WhatsApp message per recipient, all or none; 201 with each one's status."""
         account = await _account(ctx, session, request, bot_id)
-        if body.callback is not None:
-            # wafile's per-message callback URL gets wafile's own events, which a Sinch
-            # client cannot read; the account's `sinch` endpoint gets Sinch's reports.
-            raise ValidationFailed(
-                "callback: not supported: set the account's callback URL instead "
-                '(POST /v1/webhooks with "format": "sinch")'
+        if body.callback is not None:  # refused now, not at the first report
+            check_callback_url(
+                body.callback,
+                allow_loopback_http=ctx.settings.callback_loopback_ok,
+                field="callback",
             )
         message = body.message
         if message.type not in FILE_TYPES:
@@ -201,7 +202,12 @@ def create_app(ctx: AppContext) -> FastAPI:
                     sender=bot_id,
                     filename=message.filename,
                     caption=message.caption,
+                    # Sinch's reports of this send go here instead of the bot's
+                    # (the account's `sinch` endpoints), as on Sinch.
+                    callback_url=body.callback,
+                    callback_format=shapes.FORMAT,
                     channels=({"channel": "whatsapp"},),
+                    origin=NAME,
                 ),
                 idempotency_key=None,
                 now=ctx.clock.now(),

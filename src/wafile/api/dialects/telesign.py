@@ -10,6 +10,11 @@ shows it, over wafile's messages (docs/dialects.md, "Telesign").
   template `text` is the SMS step's text, sent as written.
 - `reference_id` is the message id in hex (core.vendor_callbacks.telesign), so
   `GET /v1/omnichannel/{reference_id}` finds the message again.
+- `callback_url` becomes the message's own callback URL in Telesign's format (checked
+  as the native one; 3106 when refused); the account's `telesign` endpoints get the
+  other Telesign messages.
+- `phone_number`: in sandbox mode a number of the right length is enough (Telesign's
+  own check), so the page's fictional example works; otherwise it must be in use.
 - Every error is Telesign's envelope, `{"reference_id", "external_id", "status":
   {"code", "description", "updated_on"}}`, with Telesign's code for it.
 """
@@ -40,7 +45,7 @@ from wafile.errors import (
     ValidationFailed,
 )
 from wafile.services.messages import NewMessage, messages
-from wafile.services.outbound import guard_for
+from wafile.services.outbound import check_callback_url, guard_for
 
 __all__ = ["NAME", "TelesignRefusal", "create_app"]
 
@@ -183,7 +188,7 @@ def _plan(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return steps
 
 
-def _request(doc: dict[str, Any]) -> NewMessage:
+def _request(doc: dict[str, Any], *, sandbox: bool) -> NewMessage:
     """The native send a Telesign request describes; TelesignRefusal if it is not one."""
     plan = _plan(doc)
     phone = doc.get("phone_number")
@@ -210,10 +215,9 @@ def _request(doc: dict[str, Any]) -> NewMessage:
         or not external_id.isascii()
     ):
         raise TelesignRefusal(3103, "Unsupported value for parameter external_id")
-    if doc.get("callback_url") is not None:
-        # A per-request URL would get wafile's native events; the account's Telesign
-        # endpoint gets Telesign's callbacks (docs/dialects.md).
-        raise TelesignRefusal(3203, "Callback URL parameter not enabled for Customer ID")
+    callback_url = doc.get("callback_url")
+    if callback_url is not None and not isinstance(callback_url, str):
+        raise TelesignRefusal(3106, "Invalid value for parameter callback_url")
     # The file travels in the WhatsApp template, whatever the channels: wafile sends
     # files, and its SMS step carries a link to it when the text asks for one.
     whatsapp = _object(
@@ -236,7 +240,15 @@ def _request(doc: dict[str, Any]) -> NewMessage:
         media_url=url,
         filename=file_name or DEFAULT_FILE_NAME,
         reference=external_id,
+        # This transaction's callbacks, in Telesign's shape and signature; it overrides
+        # the account's Telesign endpoint for this message, as on Telesign.
+        callback_url=callback_url,
+        callback_format=shapes.FORMAT,
         channels=tuple(plan),
+        origin=NAME,
+        # Telesign checks a number's length, not whether it is assigned; the sandbox
+        # does the same, so the page's fictional example reaches an emulated phone.
+        unassigned_number_ok=sandbox,
     )
 
 
@@ -280,7 +292,18 @@ def create_app(ctx: AppContext) -> FastAPI:
     @app.post("/v1/omnichannel")
     async def omnichannel(request: Request, ctx: ContextDep, session: SessionDep) -> JSONResponse:
         account = await _account(ctx, request)
-        wanted = _request(await _body(request))
+        wanted = _request(await _body(request), sandbox=ctx.settings.sandbox)
+        if wanted.callback_url is not None:  # refused now, not at the first callback
+            try:
+                check_callback_url(
+                    wanted.callback_url,
+                    allow_loopback_http=ctx.settings.callback_loopback_ok,
+                    field="callback_url",
+                )
+            except ValidationFailed as exc:
+                raise TelesignRefusal(
+                    3106, f"Invalid value for parameter callback_url: {exc.detail}"
+                ) from None
         try:
             assert wanted.media_url is not None
             guard_for(ctx.settings).check_url(wanted.media_url, field="url")

@@ -131,6 +131,10 @@ class MessageOut(BaseModel):
     filename: str
     caption: str | None
     reference: str | None
+    origin: str = Field(
+        description="The API it came through: `native` (this API, the CLI) or a vendor "
+        "dialect's name (`telesign`, `sinch`...): a vendor's endpoints report only its own."
+    )
     reason: str | None
     created_at: datetime
     updated_at: datetime
@@ -151,6 +155,7 @@ def _out(view: MessageView) -> MessageOut:
         filename=m.filename,
         caption=m.caption,
         reference=m.reference,
+        origin=m.origin,
         reason=state.reason,
         created_at=m.created_at,
         updated_at=m.updated_at,

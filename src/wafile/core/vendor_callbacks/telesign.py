@@ -8,10 +8,12 @@ number. The body carries the transaction's status (the message's, or its current
 channel's while it is under way), `last_channel`, and one `channel_status` item per
 channel tried, as on Telesign's page.
 
-Signed as Telesign signs: `X-TS-Authorization` and `Authorization: TSA wafile:<sig>`,
-`<sig>` = base64(HMAC-SHA256(key, raw body)). Telesign keys it with the base64-decoded
-API key, which wafile never keeps in clear; wafile keys it with the endpoint's secret,
-base64-decoded the same way (the part after `whsec_`).
+Signed as Telesign signs: `X-TS-Authorization` and `Authorization: TSA
+<customer_id>:<sig>`, `<sig>` = base64(HMAC-SHA256(key, raw body)). The customer id is
+the one the dialect's clients authenticate with (`customer_id`: the account's name).
+Telesign keys the MAC with the base64-decoded API key, which wafile never keeps in
+clear; wafile keys it with the endpoint's secret (or, for a per-send `callback_url`,
+the account's callback secret), base64-decoded the same way (the part after `whsec_`).
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ import hmac
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from wafile.core.accounts import Account
+
 __all__ = [
     "FORMAT",
     "IN_PROGRESS",
-    "SIGNER",
     "build",
     "channel_reference_id",
+    "customer_id",
     "message_id_for",
     "reference_id_for",
     "sign",
@@ -40,9 +44,6 @@ FORMAT: Final = "telesign"
 _ID_ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"  # wafile.ids: Crockford base32
 _ID_CHARS: Final = 26
 _MESSAGE_PREFIX: Final = "msg_"
-# A signer name in `Authorization: TSA <customer id>:<signature>`; the signer gets no
-# account, so the customer id part is constant (receivers check the signature).
-SIGNER: Final = "wafile"
 
 IN_PROGRESS: Final = (3001, "Message in progress")
 _DELIVERED: Final = (3000, "Delivered")
@@ -182,7 +183,15 @@ def signature(body: bytes, secret: str) -> str:
     return base64.b64encode(hmac.new(_key(secret), body, hashlib.sha256).digest()).decode()
 
 
-def sign(body: bytes, secret: str, event_id: str, at: datetime) -> dict[str, str]:
+def customer_id(account: Account) -> str:
+    """The account's Telesign customer id, as its callbacks name it: its name, which is
+    what the docs and `make run` give in `Basic <customer_id>:<api_key>` (the dialect
+    takes the account's id too, but a name is what a client configures and compares);
+    never a secret."""
+    return account.name
+
+
+def sign(body: bytes, secret: str, event_id: str, at: datetime, account: Account) -> dict[str, str]:
     """Both headers Telesign sends; the body alone is signed (no date, no nonce)."""
     mac = signature(body, secret)
-    return {"Authorization": f"TSA {SIGNER}:{mac}", "X-TS-Authorization": mac}
+    return {"Authorization": f"TSA {customer_id(account)}:{mac}", "X-TS-Authorization": mac}

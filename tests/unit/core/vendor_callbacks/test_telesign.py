@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wafile.core.accounts import Account
 from wafile.core.callback_formats import format_named
 from wafile.core.vendor_callbacks import telesign
 from wafile.ids import new_id
@@ -121,12 +122,26 @@ def test_queued_attempts_and_message_events_send_nothing() -> None:
     assert telesign.build(event("message.delivered", "delivered", queued, "delivered")) is None
 
 
+ACCOUNT = Account(id="acc_01jd3k0000000000000000000a", name="viatu", created_at=AT)
+
+
 def test_signed_as_telesign_signs_the_body_alone() -> None:
     body = b'{"reference_id":"35C8B5D509BC10689196FED2AD551B8A"}'
-    headers = telesign.sign(body, SECRET, "evt_1", AT)
+    headers = telesign.sign(body, SECRET, "evt_1", AT, ACCOUNT)
     expected = base64.b64encode(hmac.new(b"k" * 32, body, hashlib.sha256).digest()).decode()
-    assert headers == {"Authorization": f"TSA wafile:{expected}", "X-TS-Authorization": expected}
-    assert telesign.sign(body, SECRET, "evt_2", datetime.now(UTC)) == headers
+    assert headers == {"Authorization": f"TSA viatu:{expected}", "X-TS-Authorization": expected}
+    assert telesign.sign(body, SECRET, "evt_2", datetime.now(UTC), ACCOUNT) == headers
+
+
+def test_the_tsa_prefix_names_the_customer_id_clients_authenticate_with() -> None:
+    """`TSA <customer_id>:`: the account's name (what `Basic <customer_id>:<api_key>`
+    carries in the docs and under `make run`), never the secret or the key."""
+    other = Account(id="acc_01jd3k0000000000000000000b", name="acme", created_at=AT)
+    assert telesign.customer_id(ACCOUNT) == "viatu"
+    signed = telesign.sign(b"{}", SECRET, "evt_1", AT, other)
+    prefix, _, mac = signed["Authorization"].removeprefix("TSA ").partition(":")
+    assert prefix == "acme" and mac == signed["X-TS-Authorization"]
+    assert SECRET.removeprefix("whsec_") not in signed["Authorization"]
 
 
 def test_registered_as_a_callback_format() -> None:
