@@ -220,8 +220,10 @@ async def deliver(client: httpx.AsyncClient, entry: Delivery, now: Callable[[], 
     retries_left = o.retry_count
     while True:
         left = max(0.01, deadline - loop.time())
+        # No pool timeout: the wait for one of the emulator's own connections is not
+        # part of the provider's budget for the receiver (see the WhatsApp emulator).
         timeout = httpx.Timeout(
-            left, connect=min(o.connect_timeout, left), read=min(o.read_timeout, left)
+            left, connect=min(o.connect_timeout, left), read=min(o.read_timeout, left), pool=None
         )
         failure: str
         try:

@@ -168,9 +168,14 @@ async def post_with_retries(
     }
     attempt = 0
     while True:
+        # Waiting for one of the emulator's own connections is not the receiver being
+        # slow (Meta queues its webhooks; it does not fail them for that): no pool
+        # timeout. A burst of thousands of statuses timed out in that wait and then
+        # backed off for minutes, which measured the emulator, not wafile.
+        timeout = httpx.Timeout(timing().webhook_timeout, pool=None)
         try:
             response = await client.post(
-                entry.url, content=entry.body, headers=headers, timeout=timing().webhook_timeout
+                entry.url, content=entry.body, headers=headers, timeout=timeout
             )
         except httpx.HTTPError as exc:
             entry.attempts.append(Attempt(at=now(), status_code=None, error=_describe(exc)))
