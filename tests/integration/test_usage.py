@@ -29,6 +29,7 @@ from wafile.core.message_state import (
 from wafile.core.provider_errors import Disposition
 from wafile.db.engine import session_factory, transaction
 from wafile.services.messages import messages
+from wafile.services.usage import usage as usage_service
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)  # the period: [T0, T0 + 3 days)
 END = T0 + timedelta(days=3)
@@ -197,3 +198,46 @@ async def test_usage_needs_a_key_and_a_sound_period(
         assert_problem(bad, 422, "validation_error")
     async with live_server.client() as anonymous:
         assert_problem(await anonymous.get("/v1/usage"), 401, "unauthorized")
+
+
+async def test_minutes_left_in_the_open_conversation(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    """What a 99digital incoming-message hook says as `conversationTimeLeft` (and an
+    `inbound.received` event as `conversation_minutes_left`)."""
+    clock = FixedClock(T0)
+    with LiveServer(settings.with_overrides(embedded_worker=False), clock=clock) as server:
+        key = await sandbox_sender(engine, server)
+        async with server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+            media = await http.post("/v1/media", files={"file": ("a.pdf", PDF)})
+            assert media.status_code == 201, media.text
+            sessions = session_factory(engine)
+
+            async def send(to: str, at: datetime, *, taken: bool = True) -> str:
+                clock.advance(at - clock.now())
+                resp = await http.post(
+                    "/v1/messages", json={"to": to, "media_id": media.json()["id"]}
+                )
+                assert resp.status_code == 202, resp.text
+                if taken:
+                    async with transaction(sessions) as session:
+                        message_id = resp.json()["id"]
+                        await messages.apply(session, message_id, sent(0, at), source="t", now=at)
+                return str(resp.json()["channels"][0]["sender_id"])
+
+            async def left(to: str, at: datetime) -> int:
+                async with transaction(sessions) as session:
+                    return await usage_service.conversation_minutes_left(
+                        session, account_id=account_id, sender_id=sender_id, to=to, now=at
+                    )
+
+            sender_id = await send(A, T0)  # opens a conversation until T0 + 24 h
+            account_id = (await http.get("/v1/account")).json()["id"]
+            await send(A, T0 + 5 * H)  # inside it: opens none
+            await send(A, T0 + 6 * H, taken=False)  # refused at once: never reached A
+            assert await left(A, T0 + 10 * H) == 14 * 60
+            assert await left(A, T0 + 10 * H + timedelta(seconds=30)) == 14 * 60 - 1
+            assert await left(B, T0 + 10 * H) == 0  # nothing sent to B
+            assert await left(A, T0 + 24 * H) == 0  # it ended
+            await send(A, T0 + 30 * H)  # the next send opens the next one
+            assert await left(A, T0 + 31 * H) == 23 * 60

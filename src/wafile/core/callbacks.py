@@ -234,10 +234,13 @@ def inbound_event_document(
     *,
     to: str,
     media_link: tuple[str, datetime] | None,
+    conversation_minutes_left: int = 0,
 ) -> dict[str, Any]:
     """One `inbound.received` event: the message a user sent to the sender whose number
     is `to` (E.164), and a signed download link to its file (url, expiry) when it has
-    one in the media store, so a receiver without an API key can fetch it too."""
+    one in the media store, so a receiver without an API key can fetch it too. With
+    the minutes then left in the sender's 24-hour conversation with the user (the
+    billing unit of the usage report; 0: none open)."""
     url, expires = media_link if media_link is not None else (None, None)
     return {
         "id": event_id,
@@ -247,4 +250,5 @@ def inbound_event_document(
         "inbound": inbound_document(inbound),
         "media_url": url,
         "media_url_expires_at": _iso(expires),
+        "conversation_minutes_left": conversation_minutes_left,
     }

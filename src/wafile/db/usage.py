@@ -42,13 +42,15 @@ class UsageRepository:
         self._session = session
 
     async def messages_created(
-        self, account_id: str, *, start: datetime, end: datetime
+        self, account_id: str, *, start: datetime, end: datetime, to: str | None = None
     ) -> list[LoggedMessage]:
-        """The account's messages created in [start, end), oldest first, with their logs."""
+        """The account's messages created in [start, end) (to `to` only, if given),
+        oldest first, with their states."""
         period = (
             MessageRow.account_id == account_id,
             MessageRow.created_at >= start,
             MessageRow.created_at < end,
+            *((MessageRow.to_number == to,) if to is not None else ()),
         )
         rows = list(
             await self._session.scalars(

@@ -79,6 +79,7 @@ from wafile.db.messages import MessageRepository
 from wafile.errors import NotFound, ValidationFailed
 from wafile.ids import new_id
 from wafile.services.outbound import check_callback_url
+from wafile.services.usage import usage
 
 __all__ = [
     "CALLBACK_KIND",
@@ -393,7 +394,16 @@ class CallbackService:
         if not endpoints:
             return
         event_id = new_id("evt")
-        event = inbound_event_document(event_id, inbound, to=to, media_link=media_link)
+        left = await usage.conversation_minutes_left(
+            session,
+            account_id=inbound.account_id,
+            sender_id=inbound.sender_id,
+            to=inbound.from_number,
+            now=inbound.received_at,
+        )
+        event = inbound_event_document(
+            event_id, inbound, to=to, media_link=media_link, conversation_minutes_left=left
+        )
         bodies = _bodies(event, {e.format for e in endpoints})
         await _outbox(
             session,

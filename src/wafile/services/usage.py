@@ -99,6 +99,16 @@ _SUCCESS: Final = frozenset({AttemptStatus.DELIVERED, AttemptStatus.READ})
 _PENDING: Final = frozenset({AttemptStatus.QUEUED, AttemptStatus.SENT})
 
 
+def _sends(message: LoggedMessage, state: MessageState) -> list[tuple[str, str, datetime]]:
+    """The message's sends WhatsApp took: (sender id, recipient, when)."""
+    return [
+        # Steps name their sender once accepted; None only in older plans.
+        (message.plan[a.number].sender_id or message.sender_id, message.to, a.sent_at)
+        for a in state.attempts
+        if a.channel is Channel.WHATSAPP and a.sent_at is not None
+    ]
+
+
 def _report(logged: list[LoggedMessage], start: datetime, end: datetime) -> Usage:
     statuses: Counter[str] = Counter()
     tallies: dict[str, Counter[str]] = {}
@@ -108,11 +118,8 @@ def _report(logged: list[LoggedMessage], start: datetime, end: datetime) -> Usag
         in_period = message.created_at >= start
         if in_period:
             statuses[message.status] += 1
+        sends += _sends(message, state)
         for attempt in state.attempts:
-            if attempt.channel is Channel.WHATSAPP and attempt.sent_at is not None:
-                # Steps name their sender once accepted; None only in older plans.
-                sender_id = message.plan[attempt.number].sender_id or message.sender_id
-                sends.append((sender_id, message.to, attempt.sent_at))
             if not in_period:
                 continue
             tally = tallies.setdefault(str(attempt.channel), Counter())
@@ -166,6 +173,27 @@ class UsageService:
             account.id, start=start - CONVERSATION, end=end
         )
         return _report(logged, start, end)
+
+    async def conversation_minutes_left(
+        self, session: AsyncSession, *, account_id: str, sender_id: str, to: str, now: datetime
+    ) -> int:
+        """Whole minutes left at `now` in the conversation between the sender and `to`
+        (99digital's: 24 hours from the send that opened it); 0 when none is open.
+        Sends of the two days before `now` are read: the report's rule, one conversation
+        back."""
+        logged = await UsageRepository(session).messages_created(
+            account_id, start=now - 2 * CONVERSATION, end=now, to=to
+        )
+        sends = [
+            send
+            for message in logged
+            for send in _sends(message, _state(message))
+            if send[0] == sender_id and send[2] <= now
+        ]
+        began = conversation_starts(sends).get((sender_id, to))
+        if not began or began[-1] + CONVERSATION <= now:
+            return 0
+        return int((began[-1] + CONVERSATION - now).total_seconds() // 60)
 
 
 usage = UsageService()

@@ -81,7 +81,11 @@ def _inbound(**change: object) -> Inbound:
 def test_the_inbound_event_carries_the_inbound_message_and_a_link_to_its_file() -> None:
     expires = T0 + timedelta(days=7)
     event = inbound_event_document(
-        "evt_1", _inbound(), to="+15550009999", media_link=("https://w/f/med_1?s=x", expires)
+        "evt_1",
+        _inbound(),
+        to="+15550009999",
+        media_link=("https://w/f/med_1?s=x", expires),
+        conversation_minutes_left=600,
     )
     assert event == {
         "id": "evt_1",
@@ -91,6 +95,7 @@ def test_the_inbound_event_carries_the_inbound_message_and_a_link_to_its_file() 
         "inbound": inbound_document(_inbound()),
         "media_url": "https://w/f/med_1?s=x",
         "media_url_expires_at": "2026-11-30T12:00:00Z",
+        "conversation_minutes_left": 600,
     }
     assert event["inbound"]["provider_message_id"] == "wamid.1"
     assert event["inbound"]["filename"] == "a.pdf"

@@ -99,7 +99,7 @@ def new_message(event: dict[str, Any]) -> dict[str, Any]:
         "quote": inbound["reply_to"] is not None,
         "quoteUnique": inbound["reply_to"] or False,
         "profilePic": None,
-        "conversationTimeLeft": "0",
+        "conversationTimeLeft": str(event.get("conversation_minutes_left", 0)),
     }
 
 

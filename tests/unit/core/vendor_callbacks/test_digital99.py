@@ -88,9 +88,10 @@ def inbound_event(**change: Any) -> dict[str, Any]:
         "inbound": inbound,
         "media_url": None,
         "media_url_expires_at": None,
+        "conversation_minutes_left": 0,
     }
     for key, value in change.items():
-        (event if key in ("to", "media_url") else inbound)[key] = value
+        (event if key in ("to", "media_url", "conversation_minutes_left") else inbound)[key] = value
     return event
 
 
@@ -126,6 +127,10 @@ def test_an_incoming_text_is_the_new_hook_of_the_page() -> None:
         "profilePic": None,
         "conversationTimeLeft": "0",
     }
+    # The billing conversation's minutes left, as the page's string.
+    assert digital99.build(inbound_event(conversation_minutes_left=600))[
+        "conversationTimeLeft"
+    ] == ("600")
     # Country, a dot, 16 digits; stable per client and business number.
     country, digits = hook["from_id"].split(".")
     assert country == "IL" and len(digits) == 16 and digits.isdigit()
