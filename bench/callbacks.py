@@ -179,7 +179,10 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path) -> str:
             secrets = []
             for i in range(args.endpoints):
                 where = f"http://127.0.0.1:{receiver_port}/events/{i}"
-                made = await http.post("/v1/webhooks", json={"url": where})
+                # Message events only: the user's message that opens the window would
+                # be an inbound.received event, which the count does not expect.
+                events = ["message.*", "attempt.*"]
+                made = await http.post("/v1/webhooks", json={"url": where, "events": events})
                 made.raise_for_status()
                 secrets.append(made.json()["secret"])
             procs.append(start_receiver(receiver_port, secrets))
