@@ -269,6 +269,59 @@ async def working(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
 OPTIONS = WorkerOptions(concurrency=4, lease=LEASE, poll_interval=0.05, grace=BOUND)
 
 
+async def test_a_due_timer_runs_while_every_slot_is_busy(
+    engine: AsyncEngine, settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Sends waiting for their rate-limit slot can hold every slot for a while; a due
+    fallback deadline (priority TIMER) still runs, in a slot kept for timers. Other
+    jobs wait for a normal slot."""
+    clock = FixedClock(T0)
+    gate = asyncio.Event()
+    ran: list[str] = []
+    handlers = HandlerRegistry()
+
+    @handlers.handler("test.busy")
+    async def busy(job: Job, ctx: JobContext) -> None:
+        ran.append("busy")
+        await gate.wait()
+
+    @handlers.handler("test.other")
+    async def other(job: Job, ctx: JobContext) -> None:
+        ran.append("other")
+
+    @handlers.handler("test.timer")
+    async def timer(job: Job, ctx: JobContext) -> None:
+        ran.append("timer")
+
+    for _ in range(2):
+        await enqueue(sessions, "test.busy")
+    options = WorkerOptions(
+        concurrency=2, timer_slots=1, lease=LEASE, poll_interval=0.05, grace=BOUND
+    )
+    worker = Worker(deps_for(engine, settings, clock), handlers, options)
+    async with working(worker):
+
+        async def both_busy() -> bool:
+            return ran.count("busy") == 2
+
+        await until(both_busy, "every normal slot taken")
+        await enqueue(sessions, "test.other")
+        await enqueue(sessions, "test.timer", priority=Priority.TIMER)
+
+        async def timer_ran() -> bool:
+            return "timer" in ran
+
+        await until(timer_ran, "the timer, in its reserved slot")
+        await asyncio.sleep(0.3)  # several claim rounds: the other job keeps waiting
+        assert "other" not in ran
+        gate.set()
+
+        async def other_ran() -> bool:
+            return "other" in ran
+
+        await until(other_ran, "the other job, once a slot is free")
+
+
 async def test_the_worker_runs_handlers_concurrently_and_their_writes_commit_with_the_job(
     engine: AsyncEngine, settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> None:

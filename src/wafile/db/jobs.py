@@ -125,13 +125,15 @@ class JobRepository:
         lease: timedelta,
         *,
         kinds: Collection[str] | None = None,
+        min_priority: int | None = None,
     ) -> list[Job]:
         """Lease up to `limit` due jobs to `owner`: higher priority first, then oldest
         `run_at` (a due deadline overtakes a backlog of sends).
 
         Due: `run_at <= now`, not dead, and no live lease (none, or expired). Each
         claim counts one attempt. `kinds` limits the claim to the kinds this worker
-        can run (a rolling upgrade must not hand new kinds to old workers).
+        can run (a rolling upgrade must not hand new kinds to old workers);
+        `min_priority` to jobs of at least that priority (timers, in reserved slots).
         """
         if limit < 1:
             return []
@@ -147,6 +149,8 @@ class JobRepository:
         )
         if kinds is not None:
             pick = pick.where(JobRow.kind.in_(list(kinds)))
+        if min_priority is not None:
+            pick = pick.where(JobRow.priority >= min_priority)
         if self._is_postgres():
             pick = pick.with_for_update(skip_locked=True)
         picked = pick.cte("picked").prefix_with("MATERIALIZED", dialect="postgresql")
@@ -245,7 +249,9 @@ class JobRepository:
         )
         return set((await self._session.scalars(stmt)).all())
 
-    async def next_run_at(self, *, kinds: Collection[str] | None = None) -> datetime | None:
+    async def next_run_at(
+        self, *, kinds: Collection[str] | None = None, min_priority: int | None = None
+    ) -> datetime | None:
         """The earliest `run_at` of a job nobody holds (expired leases are not seen:
         the worker's poll interval bounds how late they are picked up)."""
         stmt = select(func.min(JobRow.run_at)).where(
@@ -253,6 +259,8 @@ class JobRepository:
         )
         if kinds is not None:
             stmt = stmt.where(JobRow.kind.in_(list(kinds)))
+        if min_priority is not None:
+            stmt = stmt.where(JobRow.priority >= min_priority)
         return await self._session.scalar(stmt)
 
     async def get(self, job_id: str) -> Job | None:

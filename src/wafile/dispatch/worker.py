@@ -38,7 +38,7 @@ from wafile.channels.sms_twilio import TwilioSms
 from wafile.channels.whatsapp_cloud import WhatsAppCloud
 from wafile.clock import Clock
 from wafile.config import Settings
-from wafile.core.jobs import DEFAULT_BACKOFF, Backoff, Job, error_text, next_attempt_at
+from wafile.core.jobs import DEFAULT_BACKOFF, Backoff, Job, Priority, error_text, next_attempt_at
 from wafile.db.engine import transaction
 from wafile.db.jobs import JobRepository
 from wafile.db.notify import listen, supports_listen
@@ -85,6 +85,10 @@ def new_owner_id() -> str:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class WorkerOptions:
     concurrency: int = 10
+    # Slots beyond `concurrency` for due timers (fallback deadlines) only: when every
+    # slot is taken (sends waiting for their rate-limit slot hold theirs up to a
+    # second), a deadline still fires on time instead of queueing behind them.
+    timer_slots: int = 4
     lease: timedelta = timedelta(seconds=60)
     poll_interval: float = 1.0  # seconds; the longest sleep between claims
     grace: float = 20.0  # seconds running handlers get to finish on stop
@@ -181,6 +185,10 @@ class Worker:
         pause = 0.0  # > 0 while the database is unreachable
         while not self._stop.is_set():
             free = self.options.concurrency - len(self._running)
+            # Every slot busy: only the reserved timer slots are left to fill.
+            timers_only = free <= 0
+            if timers_only:
+                free = self.options.concurrency + self.options.timer_slots - len(self._running)
             timeout = self.options.poll_interval
             if free > 0:
                 # Cleared before claiming, so a NOTIFY or a freed slot during the
@@ -189,7 +197,9 @@ class Worker:
                 if self._wake is not None:
                     self._wake.clear()
                 try:
-                    jobs, next_due = await self._claim(free)
+                    jobs, next_due = await self._claim(
+                        free, min_priority=Priority.TIMER if timers_only else None
+                    )
                 except WafileError as exc:
                     pause = min(ERROR_PAUSE_MAX, max(self.options.poll_interval, pause * 2))
                     log.warning("worker cannot claim jobs (%s); next try in %.1fs", exc, pause)
@@ -204,12 +214,25 @@ class Worker:
                 self.stats.sleeps += 1
             await self._wait(timeout, wake=free > 0)
 
-    async def _claim(self, free: int) -> tuple[list[Job], datetime | None]:
+    async def _claim(
+        self, free: int, *, min_priority: int | None = None
+    ) -> tuple[list[Job], datetime | None]:
         now = self.deps.clock.now()
         async with transaction(self.deps.sessions) as session:
             repo = JobRepository(session)
-            jobs = await repo.claim(self.owner, now, free, self.options.lease, kinds=self._kinds)
-            next_due = None if len(jobs) == free else await repo.next_run_at(kinds=self._kinds)
+            jobs = await repo.claim(
+                self.owner,
+                now,
+                free,
+                self.options.lease,
+                kinds=self._kinds,
+                min_priority=min_priority,
+            )
+            next_due = (
+                None
+                if len(jobs) == free
+                else await repo.next_run_at(kinds=self._kinds, min_priority=min_priority)
+            )
         self.stats.claimed += len(jobs)
         return jobs, next_due
 
