@@ -299,6 +299,8 @@ class MessageRow(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "idempotency_key"),
         Index("ix_messages_account_created", "account_id", "created_at", "id"),
+        # One recipient's messages: `?to=` and an inbound event's conversation minutes.
+        Index("ix_messages_account_to_created", "account_id", "to_number", "created_at"),
     )
 
 
