@@ -6,12 +6,12 @@ import asyncio
 import mimetypes
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Any, BinaryIO, NoReturn, Self
+from typing import Any, BinaryIO, NoReturn
 
 import httpx
 
 from wafile import __version__
+from wafile.channels.pooled import PooledClient
 from wafile.core.content_disposition import attachment
 
 __all__ = ["CHUNK_SIZE", "ApiError", "WafileClient"]
@@ -30,7 +30,7 @@ class ApiError(Exception):
         super().__init__(f"{detail} (HTTP {status}, {problem.get('code', 'error')})")
 
 
-class WafileClient:
+class WafileClient(PooledClient):
     def __init__(
         self,
         base_url: str,
@@ -46,17 +46,6 @@ class WafileClient:
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport,
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def upload(
         self,

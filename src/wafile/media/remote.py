@@ -26,14 +26,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from wafile import __version__
 from wafile.channels.guarded_http import GuardedTransport, OutboundGuard
+from wafile.channels.pooled import PooledClient
 from wafile.core.providers import Credential, allows, same_origin
 from wafile.errors import (
     OutboundRefused,
@@ -117,7 +117,7 @@ def shared_limiter(per_host: int) -> HostLimiter:
     return by_limit.setdefault(per_host, HostLimiter(per_host))
 
 
-class RemoteFetcher:
+class RemoteFetcher(PooledClient):
     """One pooled, guarded HTTP client for remote files. Close it (or `async with`)."""
 
     def __init__(
@@ -140,17 +140,6 @@ class RemoteFetcher:
             trust_env=False,  # never a proxy: it would resolve names past the guard
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     @asynccontextmanager
     async def open(
