@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from wafile.channels.whatsapp_cloud import GraphFailure
 from wafile.clock import FixedClock
 from wafile.config import Settings
 from wafile.core.jobs import Backoff, Job, JobState, Priority, backoff_delay
@@ -407,6 +409,41 @@ async def test_a_failing_handler_is_retried_with_backoff_then_buried(
     assert dead.last_error is not None and "provider said no" in dead.last_error
     async with transaction(sessions) as session:
         assert await JobRepository(session).claim("t", T0 + timedelta(days=1), 10, LEASE) == []
+
+
+async def test_a_provider_outage_is_logged_without_a_traceback(
+    engine: AsyncEngine,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A provider's failure (GraphFailure, TwilioFailure) that escapes a job is an
+    expected outage: retried with the queue's backoff, one log line each time. A bug
+    (any other exception) keeps its traceback."""
+    clock = FixedClock(T0)
+    handlers = HandlerRegistry()
+    raised = [GraphFailure(http_status=503, code=None), ValueError("a bug")]
+
+    @handlers.handler("test.flaky")
+    async def flaky(job: Job, ctx: JobContext) -> None:
+        if raised:
+            raise raised.pop(0)
+
+    await enqueue(sessions, "test.flaky")
+    backoff = Backoff(first=1, factor=1, cap=1, jitter=0)
+    options = WorkerOptions(concurrency=1, lease=LEASE, poll_interval=0.05, backoff=backoff)
+    worker = Worker(deps_for(engine, settings, clock), handlers, options)
+    with caplog.at_level(logging.WARNING, logger="wafile.dispatch.worker"):
+        async with working(worker):
+
+            async def done() -> bool:
+                clock.advance(timedelta(seconds=1))  # each retry is due a second later
+                return worker.stats.completed == 1
+
+            await until(done, "the job, after two failures")
+    failed = [r for r in caplog.records if "failed (attempt" in r.getMessage()]
+    assert ["GraphFailure" in r.getMessage() for r in failed] == [True, False]
+    assert [r.exc_info is not None for r in failed] == [False, True]
 
 
 async def test_retry_later_is_honoured_and_never_buries(

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from wafile import __version__
-from wafile.channels.pooled import PooledClient
+from wafile.channels.pooled import PooledClient, ProviderFailure
 from wafile.core.senders import TwilioSender
 
 __all__ = ["SmsSent", "SmsState", "TwilioFailure", "TwilioSms"]
@@ -26,7 +26,7 @@ API_VERSION = "2010-04-01"
 
 
 @dataclass(kw_only=True)  # not frozen: Python sets attributes on exceptions it raises
-class TwilioFailure(Exception):
+class TwilioFailure(ProviderFailure):
     http_status: int | None  # None: no answer at all (timeout, connection refused)
     code: int | None  # Twilio's error code; None when the answer carried none
     message: str = ""

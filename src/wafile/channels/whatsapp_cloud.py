@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 import httpx
 
 from wafile import __version__
-from wafile.channels.pooled import PooledClient
+from wafile.channels.pooled import PooledClient, ProviderFailure
 from wafile.core.senders import WhatsAppSender
 
 __all__ = ["GraphFailure", "WhatsAppCloud"]
@@ -30,7 +30,7 @@ DOWNLOAD_CHUNK = 1024 * 1024
 
 
 @dataclass(kw_only=True)  # not frozen: Python sets attributes on exceptions it raises
-class GraphFailure(Exception):
+class GraphFailure(ProviderFailure):
     http_status: int | None  # None: no answer at all (timeout, connection refused)
     code: int | None  # Meta's error code; None when the answer was no Graph error
     subcode: int | None = None

@@ -22,7 +22,7 @@ from wafile.crypto import Sealer
 from wafile.db.engine import transaction
 from wafile.db.webhooks import WebhookRepository
 from wafile.dispatch.jobs import JobContext
-from wafile.errors import ClientError, ServiceUnavailable
+from wafile.errors import ClientError
 from wafile.services.accounts import accounts
 from wafile.services.media import Upload, media
 from wafile.services.senders import senders
@@ -80,8 +80,7 @@ async def fetch_inbound_media(job: Job, ctx: JobContext) -> None:
     except GraphFailure as exc:
         verdict = classify_whatsapp(exc.code, exc.http_status)
         if verdict.disposition is Disposition.RETRY and job.attempts_left > 0:
-            # The queue retries with backoff; an expected outage: no traceback logged.
-            raise ServiceUnavailable(f"WhatsApp media download: {exc}") from exc
+            raise  # the queue retries with backoff
         error = f"WhatsApp would not hand over the file: {exc}"
     except ClientError as exc:  # not a file wafile carries: too large, wrong type, empty
         error = f"the file was refused: {exc.detail}"

@@ -96,8 +96,7 @@ async def send_job(job: Job, ctx: JobContext) -> None:
         if verdict.disposition is Disposition.RETRY and job.attempts_left > 0:
             if verdict.retry_after is not None:
                 raise RetryLater(verdict.retry_after, str(exc)) from exc
-            # The queue's backoff; an expected outage, so logged without a traceback.
-            raise ServiceUnavailable(f"WhatsApp: {exc}") from exc
+            raise  # the queue's backoff
         disposition = verdict.disposition
         if disposition is Disposition.RETRY:  # out of retries: try the next channel
             disposition = Disposition.FALL_BACK
@@ -215,7 +214,7 @@ async def _sms_attempt(job: Job, ctx: JobContext, plan: SmsSendPlan, attempt: in
         if verdict.disposition is Disposition.RETRY and job.attempts_left > 0:
             if verdict.retry_after is not None:
                 raise RetryLater(verdict.retry_after, str(exc)) from exc
-            raise ServiceUnavailable(f"SMS provider: {exc}") from exc  # the queue's backoff
+            raise  # the queue's backoff
         disposition = verdict.disposition
         if disposition is Disposition.RETRY:  # out of retries: the next channel, if any
             disposition = Disposition.FALL_BACK

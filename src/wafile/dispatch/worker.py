@@ -34,6 +34,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from wafile.channels.callback_http import CallbackPoster
+from wafile.channels.pooled import ProviderFailure
 from wafile.channels.sms_twilio import TwilioSms
 from wafile.channels.whatsapp_cloud import WhatsAppCloud
 from wafile.clock import Clock
@@ -311,8 +312,9 @@ class Worker:
             policy=self.options.backoff,
             rand=self._rng.random(),
         )
-        # The traceback only for what is not one of our own planned errors.
-        planned = isinstance(exc, WafileError)
+        # The traceback only for what is not one of our own planned errors, nor a
+        # provider's refusal or outage (expected; retried with the queue's backoff).
+        planned = isinstance(exc, WafileError | ProviderFailure)
         if run_at is not None:
             await self._retry(job, run_at, error, later=False, cause=None if planned else exc)
             return
