@@ -179,6 +179,41 @@ async def _enqueue(
     await jobs.enqueue(CALLBACK_KIND, payload, run_at, now=now)
 
 
+def _pending(
+    *,
+    account_id: str,
+    endpoint_id: str | None,
+    url: str,
+    event_id: str,
+    event_type: str,
+    body: str,
+    now: datetime,
+    message_id: str | None = None,
+    inbound_id: str | None = None,
+    sequence: int = 0,
+) -> Delivery:
+    """A new delivery of one event to one target (of a message, or of an inbound
+    message: those have no sequence), due now."""
+    return Delivery(
+        id=new_id("dlv"),
+        account_id=account_id,
+        endpoint_id=endpoint_id,
+        message_id=message_id,
+        inbound_id=inbound_id,
+        url=url,
+        event_id=event_id,
+        event_type=event_type,
+        sequence=sequence,
+        body=body,
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        created_at=now,
+        next_attempt_at=now,
+        last_attempt_at=None,
+        delivered_at=None,
+    )
+
+
 async def _outbox(session: AsyncSession, deliveries: Sequence[Delivery], now: datetime) -> None:
     """Store the deliveries and their first attempts' jobs, in the caller's transaction."""
     await CallbackRepository(session).add_deliveries(deliveries)
@@ -350,22 +385,16 @@ class CallbackService:
             # (a vendor reports fewer events than wafile has).
             targets += [(e.id, e.url, b) for e in matching if (b := bodies[e.format]) is not None]
             deliveries += [
-                Delivery(
-                    id=new_id("dlv"),
+                _pending(
                     account_id=message.account_id,
                     endpoint_id=endpoint_id,
-                    message_id=message.id,
                     url=url,
                     event_id=event_id,
                     event_type=notice.type,
-                    sequence=notice.sequence,
                     body=body,
-                    status=DeliveryStatus.PENDING,
-                    attempts=0,
-                    created_at=now,
-                    next_attempt_at=now,
-                    last_attempt_at=None,
-                    delivered_at=None,
+                    now=now,
+                    message_id=message.id,
+                    sequence=notice.sequence,
                 )
                 for endpoint_id, url, body in targets
             ]
@@ -408,23 +437,15 @@ class CallbackService:
         await _outbox(
             session,
             [
-                Delivery(
-                    id=new_id("dlv"),
+                _pending(
                     account_id=inbound.account_id,
                     endpoint_id=e.id,
-                    message_id=None,
-                    inbound_id=inbound.id,
                     url=e.url,
                     event_id=event_id,
                     event_type=INBOUND_RECEIVED,
-                    sequence=0,
                     body=body,
-                    status=DeliveryStatus.PENDING,
-                    attempts=0,
-                    created_at=now,
-                    next_attempt_at=now,
-                    last_attempt_at=None,
-                    delivered_at=None,
+                    now=now,
+                    inbound_id=inbound.id,
                 )
                 for e in endpoints
                 if (body := bodies[e.format]) is not None
