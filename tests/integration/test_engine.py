@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import PG_URL
-from wafile.db.engine import session_factory, transaction
+from wafile.db.engine import reading, session_factory, transaction
 from wafile.errors import ServiceUnavailable
 
 
@@ -52,3 +52,36 @@ async def test_a_dropped_pool_recovers_after_one_failure(engine: AsyncEngine) ->
     # The first checkout finds its connection dead; that invalidates the whole pool.
     assert failures <= 1, failures
     assert await one() == 1
+
+
+async def test_reading_runs_each_statement_on_its_own_on_postgresql(engine: AsyncEngine) -> None:
+    """`reading` saves a transaction's BEGIN and COMMIT on PostgreSQL (autocommit), and is
+    an ordinary transaction on SQLite; the pool's connections go back as they came."""
+    sessions = session_factory(engine)
+    postgres = engine.dialect.name == "postgresql"
+    async with reading(sessions) as s:
+        if postgres:
+            # Each statement its own transaction: each gets a transaction id of its own.
+            first = await s.scalar(text("SELECT txid_current()"))
+            second = await s.scalar(text("SELECT txid_current()"))
+            assert first != second
+        else:
+            assert await s.scalar(text("SELECT 1")) == 1
+    if postgres:
+        # The next ordinary transaction is one transaction again (isolation reset).
+        async with transaction(sessions) as s:
+            first = await s.scalar(text("SELECT txid_current()"))
+            second = await s.scalar(text("SELECT txid_current()"))
+            assert first == second
+
+
+async def test_a_write_in_reading_is_kept(engine: AsyncEngine) -> None:
+    """A write in `reading` (an API key's last_used_at) commits: at once on PostgreSQL,
+    with the session's transaction on SQLite."""
+    sessions = session_factory(engine)
+    async with transaction(sessions) as s:
+        await s.execute(text("CREATE TABLE reading_probe (n INTEGER)"))
+    async with reading(sessions) as s:
+        await s.execute(text("INSERT INTO reading_probe (n) VALUES (7)"))
+    async with transaction(sessions) as s:
+        assert await s.scalar(text("SELECT n FROM reading_probe")) == 7

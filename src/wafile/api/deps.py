@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.api.context import AppContext
 from wafile.core.accounts import Account
-from wafile.db.engine import transaction
+from wafile.db.engine import reading, transaction
 from wafile.errors import Unauthorized
 from wafile.services.api_keys import api_keys
 
@@ -61,10 +61,11 @@ async def presented_key(
 async def authenticated_account(
     ctx: ContextDep, key: Annotated[str, Depends(presented_key)]
 ) -> Account:
-    # A short transaction of its own: the handler's session connects only when the
+    # A short session of its own: the handler's session connects only when the
     # handler first needs it, so an upload never holds the connection (SQLite has
-    # one) while its bytes stream in.
-    async with transaction(ctx.sessions) as session:
+    # one) while its bytes stream in. One read (and now and then a write of
+    # last_used_at) needs no transaction around it.
+    async with reading(ctx.sessions) as session:
         return await api_keys.authenticate(session, key, now=ctx.clock.now())
 
 

@@ -61,7 +61,19 @@ def settings_for(**overrides: Any) -> Settings:
 
 
 def run(coro: Coroutine[Any, Any, R]) -> R:
-    return asyncio.run(coro)
+    """Run a command's coroutine on uvloop where it is installed (uvicorn[standard]
+    brings it on Linux and macOS), as `serve` does: a worker process spends much of
+    its time in the event loop and in socket calls, which uvloop makes cheaper."""
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(coro)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # Windows, or an install without uvicorn's extras
+        return None
+    return uvloop.new_event_loop
 
 
 @asynccontextmanager

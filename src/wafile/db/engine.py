@@ -26,6 +26,7 @@ __all__ = [
     "create_engine",
     "database_errors",
     "ping",
+    "reading",
     "safe_url",
     "session_factory",
     "transaction",
@@ -84,6 +85,25 @@ async def transaction(
     """One unit of work for an edge (request, CLI command, job): commit or roll back."""
     with database_errors():
         async with sessions() as session, session.begin():
+            yield session
+
+
+@asynccontextmanager
+async def reading(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """Reads that need no snapshot shared between their statements (authenticating a
+    key, what a send job needs): on PostgreSQL each statement runs on its own
+    (autocommit), which saves the BEGIN and COMMIT round trips of a transaction; a
+    write in it commits at once. On SQLite a transaction as usual: SQLAlchemy's
+    autocommit switch there would hand transaction control back to the driver."""
+    with database_errors():
+        async with sessions() as session:
+            if session.get_bind().dialect.name != "postgresql":
+                async with session.begin():
+                    yield session
+                return
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             yield session
 
 
