@@ -28,7 +28,7 @@ from wafile.services.media import Upload, media
 from wafile.services.senders import senders
 from wafile.services.webhooks import webhooks
 
-__all__ = ["fetch_inbound_media"]
+__all__ = ["fetch_inbound_media", "inbound_media_died"]
 
 log = logging.getLogger(__name__)
 
@@ -92,5 +92,18 @@ async def fetch_inbound_media(job: Job, ctx: JobContext) -> None:
         media_id=media_id,
         error=error,
         media_link=link,
+        now=ctx.now,
+    )
+
+
+async def inbound_media_died(job: Job, error: str, ctx: JobContext) -> None:
+    """The fetch used up its attempts on unplanned errors: the message is reported
+    without its file (`media_error`), rather than never."""
+    await webhooks.record_inbound_media(
+        ctx.session,
+        inbound_id=str(job.payload["inbound_id"]),
+        media_id=None,
+        error=f"wafile gave up fetching the file after {job.attempts} attempts: {error}",
+        media_link=None,
         now=ctx.now,
     )

@@ -5,6 +5,11 @@ succeed, raises `RetryLater(after)` to run again later by its own decision (rate
 limits, a provider's Retry-After), and raises anything else to fail the attempt
 (retried with backoff until `max_attempts`, then the job is dead).
 
+A kind can also name what its death means (`on_dead`): run in the transaction that
+marks the job dead, it turns "the worker gave up" into an outcome someone sees (a
+send that failed every attempt fails its attempt, so the message moves on and the
+business is told, instead of staying in progress for ever).
+
 `ctx.session` is the job's own transaction: what the handler writes there commits
 together with the job's completion, or not at all (and the job's lease is checked
 in that same transaction, so a handler whose job was taken over commits nothing).
@@ -34,6 +39,7 @@ from wafile.media.store import BlobStore
 from wafile.services.outbound import callback_guard_for
 
 __all__ = [
+    "DeadHandler",
     "Handler",
     "HandlerRegistry",
     "JobContext",
@@ -126,6 +132,8 @@ class JobContext:
 
 
 Handler = Callable[[Job, JobContext], Awaitable[None]]
+# `on_dead(job, error, ctx)`: the job used up its attempts; `error` is its last one.
+DeadHandler = Callable[[Job, str, JobContext], Awaitable[None]]
 
 
 class HandlerRegistry(Mapping[str, Handler]):
@@ -133,13 +141,20 @@ class HandlerRegistry(Mapping[str, Handler]):
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._on_dead: dict[str, DeadHandler] = {}
 
-    def register(self, kind: str, handler: Handler) -> None:
+    def register(self, kind: str, handler: Handler, *, on_dead: DeadHandler | None = None) -> None:
         if not kind or len(kind) > MAX_KIND_LEN:
             raise ValueError(f"a job kind is 1 to {MAX_KIND_LEN} characters")
         if kind in self._handlers:
             raise ValueError(f"a handler for {kind!r} is already registered")
         self._handlers[kind] = handler
+        if on_dead is not None:
+            self._on_dead[kind] = on_dead
+
+    def on_dead(self, kind: str) -> DeadHandler | None:
+        """What the death of a job of this kind means, if anything."""
+        return self._on_dead.get(kind)
 
     def handler(self, kind: str) -> Callable[[Handler], Handler]:
         """`@registry.handler("media.sweep")` registers the decorated function."""

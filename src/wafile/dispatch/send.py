@@ -9,6 +9,7 @@ window for that is the few milliseconds between the answer and the commit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from wafile.channels.sms_twilio import TwilioFailure
@@ -29,7 +30,7 @@ from wafile.crypto import Sealer
 from wafile.db.engine import reading, transaction
 from wafile.dispatch.jobs import JobContext, RetryLater
 from wafile.dispatch.send_slot import wait_for_send_slot
-from wafile.errors import ServiceUnavailable, WafileError
+from wafile.errors import MessageNotFound, ServiceUnavailable, WafileError
 from wafile.services.media import media
 from wafile.services.messages import (
     PendingFetch,
@@ -41,7 +42,7 @@ from wafile.services.messages import (
 from wafile.services.remote_media import remote_media
 from wafile.services.sms_webhooks import sms_status_url, sms_webhooks
 
-__all__ = ["deadline_job", "send_job"]
+__all__ = ["deadline_job", "send_died", "send_job"]
 
 log = logging.getLogger(__name__)
 WINDOW_CLOSED = "the 24-hour window is closed and there is no template"
@@ -253,6 +254,24 @@ async def _sms_attempt(job: Job, ctx: JobContext, plan: SmsSendPlan, attempt: in
         return
     log.info("message %s attempt %d not sent: %s", message.id, attempt, event)
     await messages.apply(ctx.session, message.id, event, source="send", now=ctx.now)
+
+
+async def send_died(job: Job, error: str, ctx: JobContext) -> None:
+    """The send job used up its attempts on unplanned errors (provider failures never
+    get here: they end the attempt themselves). The attempt fails as fall-back, so the
+    next channel starts, or the message fails with this reason and the business is
+    told: never in progress for ever. A dead job revived later sends nothing more."""
+    message_id, attempt = str(job.payload["message_id"]), int(job.payload["attempt"])
+    event = SendFailed(
+        at=ctx.now,
+        attempt=attempt,
+        disposition=Disposition.FALL_BACK,
+        code=None,
+        reason=f"wafile gave up sending after {job.attempts} attempts: {error}",
+    )
+    log.error("message %s attempt %d: %s", message_id, attempt, event.reason)
+    with contextlib.suppress(MessageNotFound):  # deleted meanwhile: nothing left to tell
+        await messages.apply(ctx.session, message_id, event, source="send", now=ctx.now)
 
 
 async def deadline_job(job: Job, ctx: JobContext) -> None:

@@ -44,9 +44,9 @@ from wafile.db.engine import transaction
 from wafile.db.jobs import JobRepository
 from wafile.db.notify import listen, supports_listen
 from wafile.dispatch.callbacks import deliver_callback
-from wafile.dispatch.inbound_media import fetch_inbound_media
+from wafile.dispatch.inbound_media import fetch_inbound_media, inbound_media_died
 from wafile.dispatch.jobs import HandlerRegistry, JobContext, RetryLater, WorkerDeps
-from wafile.dispatch.send import deadline_job, send_job
+from wafile.dispatch.send import deadline_job, send_died, send_job
 from wafile.dispatch.sms_poll import poll_sms
 from wafile.dispatch.sweeper import SWEEP_KIND, ensure_sweep_job, sweep_job
 from wafile.dispatch.webhooks import apply_sms_webhook, apply_webhook
@@ -319,8 +319,7 @@ class Worker:
             await self._retry(job, run_at, error, later=False, cause=None if planned else exc)
             return
         try:
-            async with transaction(self.deps.sessions) as session:
-                buried = await JobRepository(session).bury(job.id, self.owner, error, now)
+            buried = await self._bury(job, error, now)
         except WafileError as db_exc:
             log.warning("job %s (%s) failed and cannot be marked dead: %s", *_id(job), db_exc)
             return
@@ -335,6 +334,24 @@ class Worker:
             )
         else:
             self.stats.lost += 1
+
+    async def _bury(self, job: Job, error: str, now: datetime) -> bool:
+        """Mark the job dead, with what its death means (`on_dead`) in the same
+        transaction. A failing `on_dead` must not keep the job alive (it would run
+        again at every lease expiry): the job is then buried alone, and it says so."""
+        on_dead = self.handlers.on_dead(job.kind)
+        if on_dead is not None:
+            try:
+                async with transaction(self.deps.sessions) as session:
+                    buried = await JobRepository(session).bury(job.id, self.owner, error, now)
+                    if buried:
+                        ctx = JobContext(session=session, deps=self.deps, now=now, owner=self.owner)
+                        await on_dead(job, error, ctx)
+                return buried
+            except Exception:
+                log.exception("job %s (%s): what its death means was not recorded", *_id(job))
+        async with transaction(self.deps.sessions) as session:
+            return await JobRepository(session).bury(job.id, self.owner, error, now)
 
     async def _retry(
         self,
@@ -447,8 +464,8 @@ def standard_handlers() -> HandlerRegistry:
     handlers = HandlerRegistry()
     handlers.register(SWEEP_KIND, sweep_job)
     handlers.register(WEBHOOK_KIND, apply_webhook)
-    handlers.register(INBOUND_MEDIA_KIND, fetch_inbound_media)
-    handlers.register(SEND_KIND, send_job)
+    handlers.register(INBOUND_MEDIA_KIND, fetch_inbound_media, on_dead=inbound_media_died)
+    handlers.register(SEND_KIND, send_job, on_dead=send_died)
     handlers.register(DEADLINE_KIND, deadline_job)
     handlers.register(CALLBACK_KIND, deliver_callback)
     handlers.register(SMS_WEBHOOK_KIND, apply_sms_webhook)
