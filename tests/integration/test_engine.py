@@ -3,13 +3,17 @@ failovers, idle timeouts): one transaction fails as `ServiceUnavailable`, never 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 from tests.conftest import PG_URL
-from wafile.db.engine import reading, session_factory, transaction
+from tests.support import make_settings
+from wafile.db.engine import engine_for, reading, session_factory, transaction
 from wafile.errors import ServiceUnavailable
 
 
@@ -85,3 +89,10 @@ async def test_a_write_in_reading_is_kept(engine: AsyncEngine) -> None:
         await s.execute(text("INSERT INTO reading_probe (n) VALUES (7)"))
     async with transaction(sessions) as s:
         assert await s.scalar(text("SELECT n FROM reading_probe")) == 7
+
+
+def test_the_pool_size_comes_from_the_settings(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, PG_URL, database_pool_size=3, database_max_overflow=1)
+    engine = engine_for(settings)  # no connection is made until first use
+    assert isinstance(engine.pool, QueuePool)
+    assert (engine.pool.size(), engine.pool._max_overflow) == (3, 1)

@@ -32,7 +32,7 @@ from wafile.api.sandbox import mount_sandbox, sandbox_emulators
 from wafile.clock import Clock, SystemClock
 from wafile.config import Settings
 from wafile.crypto import Sealer
-from wafile.db.engine import create_engine, session_factory
+from wafile.db.engine import engine_for, session_factory
 from wafile.dispatch.worker import run_embedded_worker
 from wafile.services.media import open_media_store
 
@@ -50,7 +50,7 @@ Every error is an RFC 9457 `application/problem+json` document with a stable `co
 def create_app(
     settings: Settings, *, clock: Clock | None = None, engine: AsyncEngine | None = None
 ) -> FastAPI:
-    engine = engine or create_engine(settings.effective_database_url)
+    engine = engine or engine_for(settings)
     store = open_media_store(settings)
     metrics = HttpMetrics()
     emulators = sandbox_emulators(settings) if settings.sandbox else None

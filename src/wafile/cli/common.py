@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from wafile.clock import SystemClock
 from wafile.config import Settings, load_settings
-from wafile.db.engine import create_engine, session_factory, transaction
+from wafile.db.engine import engine_for, session_factory, transaction
 from wafile.errors import ConfigError, WafileError
 from wafile.logs import setup_logging
 from wafile.services.database import prepare_database
@@ -78,7 +78,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 @asynccontextmanager
 async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings.effective_database_url)
+    engine = engine_for(settings)
     try:
         yield engine
     finally:

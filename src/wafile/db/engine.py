@@ -20,11 +20,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
+from wafile.config import Settings
 from wafile.errors import ServiceUnavailable
 
 __all__ = [
     "create_engine",
     "database_errors",
+    "engine_for",
     "ping",
     "reading",
     "safe_url",
@@ -40,7 +42,10 @@ def safe_url(url: str | URL) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 10, **kwargs: Any
+) -> AsyncEngine:
+    """An engine for `url`; `pool_size` and `max_overflow` apply to PostgreSQL only."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         pool: dict[str, Any] = {}
@@ -54,7 +59,16 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # No pool_pre_ping: it cost a round trip at every checkout (7-13 % of a worker's
     # CPU in a profile). A dropped connection fails its one transaction instead (a 503,
     # or a job retried) and SQLAlchemy then discards every connection pooled before it.
-    return _create_async_engine(parsed, pool_size=10, max_overflow=10, **kwargs)
+    return _create_async_engine(parsed, pool_size=pool_size, max_overflow=max_overflow, **kwargs)
+
+
+def engine_for(settings: Settings) -> AsyncEngine:
+    """The engine a process of wafile uses, as its settings say."""
+    return create_engine(
+        settings.effective_database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
