@@ -16,7 +16,13 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.test_whatsapp_webhooks import HOOK, NOW, envelope, sandbox_sender, signed
+from tests.integration.test_whatsapp_webhooks import (
+    HOOK,
+    envelope,
+    inbound_image,
+    sandbox_sender,
+    signed,
+)
 from tests.support import LiveServer, eventually, make_settings
 from wafile.clock import SystemClock
 from wafile.config import Settings
@@ -108,14 +114,7 @@ async def test_an_inbound_file_that_cannot_be_fetched_is_reported_without_it(
     live_server: LiveServer, engine: AsyncEngine, settings: Settings
 ) -> None:
     key = await sandbox_sender(engine, live_server)
-    message = {
-        "from": "12015550101",
-        "id": "wamid.DOOMED",
-        "timestamp": str(NOW),
-        "type": "image",
-        "image": {"id": "123456", "mime_type": "image/jpeg", "sha256": "x"},
-    }
-    body = envelope(messages=[message])
+    body = envelope(messages=[inbound_image("wamid.DOOMED", media_id="123456")])
     async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
         assert (await http.post(HOOK, content=body, headers=signed(body))).status_code == 200
         # First the webhook is applied (which queues the fetch), then the fetch dies.

@@ -67,6 +67,17 @@ def envelope(**value: Any) -> bytes:
     return json.dumps(doc).encode()
 
 
+def inbound_image(wamid: str, *, media_id: str) -> dict[str, Any]:
+    """A user's image message as Meta reports it (`messages[]` of a webhook)."""
+    return {
+        "from": "12015550101",
+        "id": wamid,
+        "timestamp": str(NOW),
+        "type": "image",
+        "image": {"id": media_id, "mime_type": "image/jpeg", "sha256": "x"},
+    }
+
+
 async def count(engine: AsyncEngine, table: Any) -> int:
     async with transaction(session_factory(engine)) as session:
         return int(await session.scalar(select(func.count()).select_from(table)) or 0)
@@ -200,14 +211,7 @@ async def test_a_file_whatsapp_will_not_hand_over_is_an_error_not_a_wait(
     live_server: LiveServer, engine: AsyncEngine
 ) -> None:
     key = await sandbox_sender(engine, live_server)
-    message = {
-        "from": "12015550101",
-        "id": "wamid.GONE",
-        "timestamp": str(NOW),
-        "type": "image",
-        "image": {"id": "999999999", "mime_type": "image/jpeg", "sha256": "x"},
-    }
-    body = envelope(messages=[message])
+    body = envelope(messages=[inbound_image("wamid.GONE", media_id="999999999")])
     async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
         assert (await http.post(HOOK, content=body, headers=signed(body))).status_code == 200
 
