@@ -14,10 +14,13 @@ the commit, and every send of the sender waits for it.
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     SQLColumnExpression,
+    Table,
     case,
     literal,
     select,
@@ -41,6 +44,9 @@ from wafile.db.tables import SendRateRow
 
 __all__ = ["SendRateRepository"]
 
+# The table, not the mapped class: no ORM DML path on a statement run for every send.
+_rates = cast(Table, SendRateRow.__table__)
+
 
 def _int(value: int) -> ColumnElement[int]:
     # Typed, so PostgreSQL never takes a microsecond count for a 32-bit integer.
@@ -63,10 +69,10 @@ class SendRateRepository:
             # The row stays locked until the commit: do not wait for the disk there.
             await self._session.execute(text("SET LOCAL synchronous_commit TO OFF"))
         insert = pg_insert if postgres else sqlite_insert
-        row = SendRateRow
+        row = _rates.c
         # A first send finds a fresh bucket: granted at once.
         stmt = (
-            insert(row)
+            insert(_rates)
             .values(sender_id=sender_id, next_at_us=now + rate.interval, retry_at_us=now)
             .on_conflict_do_update(
                 index_elements=[row.sender_id],
@@ -80,7 +86,7 @@ class SendRateRepository:
             return Granted(at=granted_slot(next_at, now=now, rate=rate))
         back = _later(row.retry_at_us, row.next_at_us - _int(rate.tolerance))
         retry_at = await self._session.scalar(
-            update(row)
+            update(_rates)
             .where(row.sender_id == sender_id)
             .values(retry_at_us=back + _int(rate.interval))
             .returning(row.retry_at_us)
@@ -92,8 +98,8 @@ class SendRateRepository:
     async def get(self, sender_id: str) -> Bucket | None:
         found = (
             await self._session.execute(
-                select(SendRateRow.next_at_us, SendRateRow.retry_at_us).where(
-                    SendRateRow.sender_id == sender_id
+                select(_rates.c.next_at_us, _rates.c.retry_at_us).where(
+                    _rates.c.sender_id == sender_id
                 )
             )
         ).one_or_none()
