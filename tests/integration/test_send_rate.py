@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import cast
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tests.support import TEST_SECRET
@@ -243,3 +244,24 @@ async def test_a_send_job_that_wakes_too_late_takes_a_new_slot(
     assert await bucket(engine, sender) == Bucket(
         next_at=micros(start + timedelta(seconds=1.1)), retry_at=micros(start)
     )
+
+
+async def test_a_slot_commits_without_waiting_for_the_disk_on_postgresql(
+    engine: AsyncEngine,
+) -> None:
+    """The sender's row is locked until the slot's transaction commits, so that commit
+    does not wait for the WAL flush: granted or refused, and only in that transaction."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    sender = await add_sender(engine, mps=1)
+    sessions = session_factory(engine)
+    rate, now = SendRate(mps=1), micros(datetime.now(UTC))
+    for expected in (Granted, Refused):  # the second take, at once, is past the burst
+        async with transaction(sessions) as s:
+            repo = SendRateRepository(s)
+            for _ in range(rate.burst if expected is Granted else 1):
+                decision = await repo.take(sender.id, now=now, rate=rate, max_wait=0)
+            assert isinstance(decision, expected)
+            assert await s.scalar(text("SHOW synchronous_commit")) == "off"
+        async with transaction(sessions) as s:
+            assert await s.scalar(text("SHOW synchronous_commit")) == "on"

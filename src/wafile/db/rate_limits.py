@@ -22,9 +22,9 @@ from sqlalchemy import (
     SQLColumnExpression,
     Table,
     case,
+    func,
     literal,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -65,11 +65,12 @@ class SendRateRepository:
     async def take(self, sender_id: str, *, now: int, rate: SendRate, max_wait: int) -> Decision:
         """`core.rate_limit.take` on the sender's row (microseconds since the epoch)."""
         postgres = self._session.get_bind().dialect.name == "postgresql"
-        if postgres:
-            # The row stays locked until the commit: do not wait for the disk there.
-            await self._session.execute(text("SET LOCAL synchronous_commit TO OFF"))
         insert = pg_insert if postgres else sqlite_insert
         row = _rates.c
+        # On PostgreSQL the row stays locked until the commit: do not wait for the disk
+        # there. The setting rides on whichever statement returns a row (it is read at
+        # commit), instead of costing a `SET LOCAL` round trip of its own.
+        fast_commit = (func.set_config("synchronous_commit", "off", True),) if postgres else ()
         # A first send finds a fresh bucket: granted at once.
         stmt = (
             insert(_rates)
@@ -79,7 +80,7 @@ class SendRateRepository:
                 set_={"next_at_us": _later(row.next_at_us, _int(now)) + _int(rate.interval)},
                 where=row.next_at_us <= _int(grant_limit(now, rate=rate, max_wait=max_wait)),
             )
-            .returning(row.next_at_us)
+            .returning(row.next_at_us, *fast_commit)
         )
         next_at = await self._session.scalar(stmt)
         if next_at is not None:
@@ -89,7 +90,7 @@ class SendRateRepository:
             update(_rates)
             .where(row.sender_id == sender_id)
             .values(retry_at_us=back + _int(rate.interval))
-            .returning(row.retry_at_us)
+            .returning(row.retry_at_us, *fast_commit)
         )
         if retry_at is None:  # the row is locked since the upsert: cannot be gone
             raise RuntimeError(f"the send rate row of {sender_id} vanished")
