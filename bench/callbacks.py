@@ -52,7 +52,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bench.e2e import PDF, accept_all, add_sender, fresh_database, open_window, start_emulator
-from bench.server import prepare, serve, wait_until_up, worker
+from bench.server import cpu_seconds, prepare, serve, wait_until_up, worker
 from tests.support import free_port
 
 EVENTS_PER_MESSAGE: Final = 5
@@ -158,7 +158,9 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path) -> str:
         )
     ]
     try:
-        limits = httpx.Limits(max_connections=args.concurrency)
+        # Idle connections are dropped before uvicorn's 5 s keep-alive closes them: a
+        # POST sent on one the server is closing fails with ReadError, ending the run.
+        limits = httpx.Limits(max_connections=args.concurrency, keepalive_expiry=1.0)
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}",
             timeout=60,
@@ -194,6 +196,9 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path) -> str:
                 concurrency=args.concurrency,
                 rate=args.rate / EVENTS_PER_MESSAGE,
             )
+            # serve and the workers, not the emulator (procs[1]) nor the receiver (last)
+            ours = [procs[0], *procs[2:-1]]
+            cpu_before = [cpu_seconds(p.pid) for p in ours]
             with Progress() as progress:
                 await accept_all(http, upload.json()["id"], load, progress)
                 got = await wait_received(
@@ -202,12 +207,14 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path) -> str:
                     args.timeout,
                     progress,
                 )
+            cpu_after = [cpu_seconds(p.pid) for p in ours]
     finally:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=60)
-    return report(args, url, embedded, got)
+    cpu = _cpu_line(cpu_before, cpu_after, len(got) // args.endpoints)
+    return report(args, url, embedded, got, cpu)
 
 
 def _ts(value: str) -> float:
@@ -226,7 +233,20 @@ def _figures(values: list[float]) -> str:
     )
 
 
-def report(args: argparse.Namespace, url: str, embedded: bool, got: list[dict[str, Any]]) -> str:
+def _cpu_line(before: list[float | None], after: list[float | None], events: int) -> str:
+    """wafile's CPU per event (serve and workers, from the first message sent to the last
+    callback received: the message path that makes the events is included, as is the
+    bench's polling of the receiver, which does not touch wafile)."""
+    if None in before or None in after or not events:
+        return "CPU per event: not measured (needs /proc)"
+    used = [b - a for a, b in zip(before, after, strict=True) if a is not None and b is not None]
+    parts = ", ".join(f"{1000 * u / events:.2f}" for u in used)
+    return f"CPU per event={1000 * sum(used) / events:.2f}ms (serve, workers: {parts})"
+
+
+def report(
+    args: argparse.Namespace, url: str, embedded: bool, got: list[dict[str, Any]], cpu: str
+) -> str:
     arrived = [e["arrived"] for e in got]
     changed = [_ts(e["changed"]) for e in got]
     from_change = [a - c for a, c in zip(arrived, changed, strict=True)]
@@ -257,6 +277,7 @@ def report(args: argparse.Namespace, url: str, embedded: bool, got: list[dict[st
         f"  change→callback {_figures(from_change)}",
         f"  at→callback     {_figures(from_at)}  (delivered: WhatsApp's whole-second time)",
         f"  duplicates={duplicates} messages with an event out of order={out_of_order}",
+        f"  {cpu}",
         "  change→callback by type:",
         *(f"    {kind:<20} {_figures(values)}" for kind, values in sorted(by_type.items())),
     ]

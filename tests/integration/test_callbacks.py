@@ -11,15 +11,20 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from tests.integration.callback_receiver import Receiver, verified
 from tests.integration.test_messages import CONTROL, PHONE, open_window, setup, until_status
@@ -52,6 +57,7 @@ from wafile.db.tables import WebhookReceiptRow
 # Fast retries, so a receiver outage and a used-up schedule fit in a test.
 SCHEDULE = (0.0, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3)
 WAIT = 20.0
+CALLBACK_TABLES = re.compile(r"\b(FROM|INTO|UPDATE|JOIN) (callback_\w+|webhook_endpoints)\b")
 
 
 @pytest.fixture
@@ -583,3 +589,94 @@ async def test_a_vendor_format_retries_on_its_vendors_schedule(
         due = datetime.fromisoformat(delivery["next_attempt_at"])
         # Five minutes, shortened by up to 20 % of jitter.
         assert timedelta(minutes=4) <= due - last <= timedelta(minutes=5)
+
+
+async def test_a_failed_event_holds_back_the_rest_of_its_transition_and_few_statements(
+    live_server: LiveServer, engine: AsyncEngine
+) -> None:
+    """`attempt.sent` and `message.in_progress` come from one transition, so one job
+    sends both, in order. The receiver refuses the first `attempt.sent`: then
+    `message.in_progress` is not sent before `attempt.sent` got through on its retry.
+    The whole message costs few statements on the callback tables (one job per
+    transition; no read before each write; the endpoints read once), counted with a
+    listener on every engine of this process."""
+    got: list[dict[str, Any]] = []
+    refused: list[str] = []
+
+    async def receive(request: Request) -> Response:
+        event = json.loads(await request.body())
+        if event["type"] == "attempt.sent" and not refused:
+            refused.append(event["id"])
+            return Response("not yet", status_code=500)
+        got.append(event)
+        return Response("ok")
+
+    app = Starlette(routes=[Route("/hook", receive, methods=["POST"])])
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if CALLBACK_TABLES.search(statement):
+            statements.append(statement)
+
+    key = await sandbox_sender(engine, live_server)
+    with AppServer(app) as server:
+        async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+            media_id = await setup(http)
+            await open_window(http, PHONE)
+            made = await http.post(
+                "/v1/webhooks",
+                json={"url": f"{server.url}/hook", "events": ["message.*", "attempt.*"]},
+            )
+            assert made.status_code == 201, made.text
+            event.listen(Engine, "before_cursor_execute", count)
+            try:
+                message_id = await send(http, media_id)
+
+                async def all_in() -> bool:
+                    return any(e["type"] == "message.read" for e in got)
+
+                await eventually(all_in, "message.read at the endpoint", seconds=WAIT)
+            finally:
+                event.remove(Engine, "before_cursor_execute", count)
+            found = await http.get(f"/v1/webhooks/{made.json()['id']}/deliveries")
+            log = {d["event_type"]: d for d in found.json()["data"]}
+    assert [e["sequence"] for e in got] == list(range(1, 8))
+    assert all(e["message"]["id"] == message_id for e in got)
+    assert refused == [got[1]["id"]] and got[1]["type"] == "attempt.sent"
+    assert len(log["attempt.sent"]["attempts"]) == 2
+    # Held back, not tried: its only attempt is the one that worked.
+    assert len(log["message.in_progress"]["attempts"]) == 1
+    # 7 deliveries in 4 transitions, one retried: 32 counted; before the jobs were
+    # grouped and the reads folded into the writes, about 70.
+    assert len(statements) <= 36, "\n".join(statements)
+
+
+async def test_an_endpoint_changed_through_this_process_routes_the_next_event_at_once(
+    live_server: LiveServer, engine: AsyncEngine, receiver: tuple[Receiver, AppServer]
+) -> None:
+    """The account's endpoints are remembered for a few seconds between events, and a
+    change made through this process clears that at once: a message sent right after
+    its endpoint was disabled makes no delivery for it."""
+    rec, server = receiver
+    key = await sandbox_sender(engine, live_server)
+    async with live_server.client(headers={"Authorization": f"Bearer {key}"}) as http:
+        media_id = await setup(http)
+        await open_window(http, PHONE)
+        made = await http.post(
+            "/v1/webhooks", json={"url": f"{server.url}/on", "events": ["message.*"]}
+        )
+        first = await send(http, media_id)
+        await until_status(http, first, {"delivered", "read"}, "the first message delivered")
+
+        async def arrived() -> bool:
+            return bool(rec.at("/on"))
+
+        await eventually(arrived, "the first message's events", seconds=WAIT)
+        off = await http.patch(f"/v1/webhooks/{made.json()['id']}", json={"enabled": False})
+        assert off.status_code == 200, off.text
+        second = await send(http, media_id)
+        await until_status(http, second, {"delivered", "read"}, "the second message delivered")
+        log = await http.get("/v1/webhooks/deliveries", params={"message_id": second})
+        assert log.json()["data"] == []
+        first_log = await http.get("/v1/webhooks/deliveries", params={"message_id": first})
+        assert first_log.json()["data"]

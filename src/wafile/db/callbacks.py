@@ -4,13 +4,14 @@ secret, deliveries and their attempts. Secrets arrive and leave sealed."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from wafile.core.callbacks import Delivery, DeliveryAttempt, DeliveryStatus, Endpoint
 from wafile.db.tables import (
@@ -23,6 +24,9 @@ from wafile.db.types import UTCDateTime
 from wafile.ids import new_id
 
 __all__ = ["CallbackRepository"]
+
+# Bulk UPDATEs here change rows no session holds: nothing to synchronise.
+_NO_SYNC: Final = {"synchronize_session": False}
 
 
 def _endpoint(row: WebhookEndpointRow) -> Endpoint:
@@ -129,13 +133,44 @@ class CallbackRepository:
             update(WebhookEndpointRow).where(WebhookEndpointRow.id == endpoint_id).values(**values)
         )
 
+    async def note_success(
+        self, endpoint_id: str, *, at: datetime, status_code: int | None, resolution: timedelta
+    ) -> bool:
+        """Record a successful attempt on the endpoint (clearing its failures), unless the
+        row already says so: healthy, the same status code, and a last attempt less than
+        `resolution` before `at`. Then nothing is written (nor locked): False."""
+        row = WebhookEndpointRow
+        result = await self._session.execute(
+            update(row)
+            .where(
+                row.id == endpoint_id,
+                or_(
+                    row.failures_since.is_not(None),
+                    row.failing_since.is_not(None),
+                    row.last_attempt_at.is_(None),
+                    row.last_attempt_at <= at - resolution,
+                    row.last_status_code.is_(None),
+                    row.last_status_code != status_code,
+                ),
+            )
+            .values(
+                failures_since=None,
+                failing_since=None,
+                last_attempt_at=at,
+                last_status_code=status_code,
+                last_error=None,
+            ),
+            execution_options=_NO_SYNC,
+        )
+        return _rowcount(result) == 1
+
     async def delete_endpoint(self, endpoint_id: str, *, account_id: str) -> bool:
         result = await self._session.execute(
             delete(WebhookEndpointRow).where(
                 WebhookEndpointRow.id == endpoint_id, WebhookEndpointRow.account_id == account_id
             )
         )
-        return int(getattr(result, "rowcount", 0) or 0) == 1
+        return _rowcount(result) == 1
 
     # The account's callback_url secret -------------------------------------------
 
@@ -209,44 +244,94 @@ class CallbackRepository:
         row = await self._session.scalar(stmt)
         return _delivery(row) if row else None
 
-    async def earlier_pending(self, delivery: Delivery) -> datetime | None:
-        """When the next attempt of an earlier event of the same message to the same
-        target is due, the soonest if several are pending; None when none is pending
-        (delivery order, see services/callbacks.py). Inbound events have no order."""
-        if delivery.message_id is None:
-            return None
-        same_target = (
-            CallbackDeliveryRow.endpoint_id == delivery.endpoint_id
-            if delivery.endpoint_id is not None
-            else and_(
-                CallbackDeliveryRow.endpoint_id.is_(None),
-                CallbackDeliveryRow.url == delivery.url,
-            )
+    async def for_sending(
+        self, delivery_ids: Sequence[str]
+    ) -> list[tuple[Delivery, tuple[Endpoint, str] | None, datetime | None]]:
+        """What a delivery job needs, in one statement: each delivery (those that still
+        exist, in sequence order), its endpoint with its sealed secret (None for a
+        `callback_url` delivery, or when the endpoint is gone), and when the next
+        attempt of an earlier event of the same message to the same target is due
+        (the soonest if several are pending; None when none is: delivery order, see
+        services/callbacks.py). Inbound events have no order: None."""
+        if not delivery_ids:
+            return []
+        this, earlier = CallbackDeliveryRow, aliased(CallbackDeliveryRow)
+        same_target = or_(
+            earlier.endpoint_id == this.endpoint_id,
+            and_(
+                this.endpoint_id.is_(None),
+                earlier.endpoint_id.is_(None),
+                earlier.url == this.url,
+            ),
         )
         # Typed, so SQLite's text timestamps come back as aware datetimes.
-        due = func.coalesce(
-            CallbackDeliveryRow.next_attempt_at,
-            CallbackDeliveryRow.created_at,
-            type_=UTCDateTime(),
+        due = func.coalesce(earlier.next_attempt_at, earlier.created_at, type_=UTCDateTime())
+        earlier_due = (
+            select(func.min(due, type_=UTCDateTime()))
+            .where(
+                earlier.message_id == this.message_id,
+                earlier.sequence < this.sequence,
+                earlier.status == str(DeliveryStatus.PENDING),
+                same_target,
+            )
+            .scalar_subquery()
         )
-        stmt = select(func.min(due, type_=UTCDateTime())).where(
-            CallbackDeliveryRow.message_id == delivery.message_id,
-            CallbackDeliveryRow.sequence < delivery.sequence,
-            CallbackDeliveryRow.status == str(DeliveryStatus.PENDING),
-            same_target,
+        stmt = (
+            select(this, WebhookEndpointRow, earlier_due)
+            .outerjoin(WebhookEndpointRow, WebhookEndpointRow.id == this.endpoint_id)
+            .where(this.id.in_(list(delivery_ids)))
+            .order_by(this.sequence, this.created_at, this.id)
         )
-        found: datetime | None = await self._session.scalar(stmt)
+        found: list[tuple[Delivery, tuple[Endpoint, str] | None, datetime | None]] = []
+        for row, endpoint, due_at in (await self._session.execute(stmt)).all():
+            target = (_endpoint(endpoint), endpoint.sealed_secret) if endpoint else None
+            found.append((_delivery(row), target, due_at))
         return found
 
     async def record_attempt(
-        self, delivery_id: str, attempt: DeliveryAttempt, **delivery_values: Any
-    ) -> None:
-        """Log one request and set the delivery's columns (status, next_attempt_at...)."""
-        self._session.add(
-            CallbackAttemptRow(
+        self,
+        delivery_id: str,
+        attempt: DeliveryAttempt,
+        *,
+        only_if_pending: bool,
+        **delivery_values: Any,
+    ) -> tuple[int, DeliveryStatus, bool] | None:
+        """Count one request on the delivery, set its columns (status,
+        next_attempt_at...) and log the attempt under the number it got. With
+        `only_if_pending` the columns are set only while the delivery is pending (else
+        the attempt is only counted and logged). (That number, the delivery's status
+        after, whether the columns were set); None when the delivery is gone.
+        `attempt.number` is ignored.
+
+        An UPDATE ... RETURNING and an INSERT: no read first (and a second UPDATE only
+        when the delivery was no longer pending)."""
+        counted = {
+            "attempts": CallbackDeliveryRow.attempts + 1,
+            "last_attempt_at": attempt.requested_at,
+        }
+        returning = (CallbackDeliveryRow.attempts, CallbackDeliveryRow.status)
+        stmt = update(CallbackDeliveryRow).where(CallbackDeliveryRow.id == delivery_id)
+        if only_if_pending:
+            stmt = stmt.where(CallbackDeliveryRow.status == str(DeliveryStatus.PENDING))
+        stmt = stmt.values(**counted, **delivery_values).returning(*returning)
+        row = (await self._session.execute(stmt, execution_options=_NO_SYNC)).first()
+        applied = row is not None
+        if row is None and only_if_pending:
+            stmt = (
+                update(CallbackDeliveryRow)
+                .where(CallbackDeliveryRow.id == delivery_id)
+                .values(**counted)
+                .returning(*returning)
+            )
+            row = (await self._session.execute(stmt, execution_options=_NO_SYNC)).first()
+        if row is None:
+            return None
+        number, status = int(row[0]), DeliveryStatus(row[1])
+        await self._session.execute(
+            insert(CallbackAttemptRow).values(
                 id=new_id("dla"),
                 delivery_id=delivery_id,
-                number=attempt.number,
+                number=number,
                 manual=attempt.manual,
                 requested_at=attempt.requested_at,
                 status_code=attempt.status_code,
@@ -255,16 +340,7 @@ class CallbackRepository:
                 response=attempt.response,
             )
         )
-        await self._session.flush()
-        await self._session.execute(
-            update(CallbackDeliveryRow)
-            .where(CallbackDeliveryRow.id == delivery_id)
-            .values(
-                attempts=attempt.number,
-                last_attempt_at=attempt.requested_at,
-                **delivery_values,
-            )
-        )
+        return number, status, applied
 
     async def page(
         self,
@@ -310,3 +386,8 @@ class CallbackRepository:
         for row in await self._session.scalars(stmt):
             found[row.delivery_id].append(_attempt(row))
         return found
+
+
+def _rowcount(result: Any) -> int:
+    # DML results are CursorResults; the typed Result does not declare rowcount.
+    return int(getattr(result, "rowcount", 0) or 0)

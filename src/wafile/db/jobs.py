@@ -20,11 +20,22 @@ delivered on commit (and never when the transaction rolls back).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
-from sqlalchemy import ColumnElement, Table, and_, delete, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -122,6 +133,40 @@ class JobRepository:
             return str(row[0]) if row is not None else None
         found: str | None = await self._session.scalar(stmt.returning(_c.id))
         return found
+
+    async def enqueue_many(
+        self,
+        kind: str,
+        payloads: Sequence[Mapping[str, Any]],
+        run_at: datetime,
+        *,
+        now: datetime,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        priority: int = Priority.NORMAL,
+    ) -> None:
+        """Add one job per payload (no dedupe key), all due at `run_at`, in one INSERT."""
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if not payloads:
+            return
+        rows = [
+            {
+                "id": new_id("job"),
+                "kind": kind,
+                "payload": dict(payload),
+                "run_at": run_at,
+                "attempts": 0,
+                "max_attempts": max_attempts,
+                "created_at": now,
+                "priority": priority,
+            }
+            for payload in payloads
+        ]
+        stmt = insert(_jobs).values(rows)
+        if self._is_postgres():
+            # As in enqueue: the wake-up rides on the insert (folded into one at commit).
+            stmt = stmt.returning(func.pg_notify(NOTIFY_CHANNEL, ""))
+        await self._session.execute(stmt)
 
     async def claim(
         self,

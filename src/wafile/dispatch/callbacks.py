@@ -1,55 +1,110 @@
-"""The `callback.deliver` job: one signed POST of one callback event to one target.
+"""The `callback.deliver` job: signed POSTs of one message's events to one target.
 
-Read the delivery in a short transaction, POST with no transaction open, then record
-the attempt (and the next job, or the delivery's end) in the job's own transaction,
+Read the deliveries in a short transaction, POST with no transaction open, then record
+the attempts (and the next jobs, or the deliveries' ends) in the job's own transaction,
 together with the job's completion. A crash after the receiver answered but before
-the commit sends the event again: receivers deduplicate by `webhook-id`.
+the commit sends the events again: receivers deduplicate by `webhook-id`.
 
 Payload: `{"delivery_id", "step"}` for the automatic attempt number `step` of the
-retry schedule, or `{"delivery_id", "manual": true}` for a redelivery by hand (one
-attempt; it schedules nothing).
+retry schedule; `{"delivery_ids": [...], "step": 1}` for the first attempts of several
+events of one message to one target (made in one transaction), sent one after the
+other in sequence order; or `{"delivery_id", "manual": true}` for a redelivery by hand
+(one attempt; it schedules nothing).
+
+A job's events go in order: when one fails (and will be retried), the ones after it
+are not tried now; they get a job of their own, due just after that one's next attempt
+(where they wait their turn as usual, services/callbacks.py).
 """
 
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from wafile.core.callbacks import DeliveryAttempt
 from wafile.core.jobs import Job
 from wafile.crypto import Sealer
 from wafile.db.engine import transaction
+from wafile.db.jobs import JobRepository
 from wafile.dispatch.jobs import JobContext, RetryLater
-from wafile.services.callbacks import callbacks
+from wafile.services.callbacks import CALLBACK_KIND, ORDER_WAIT, Prepared, callbacks, job_payload
 
 __all__ = ["deliver_callback"]
 
 _jitter = random.Random()  # noqa: S311 - spreads retries, not a secret
+_sealers: dict[str, Sealer] = {}  # by server secret: deriving the key costs an HKDF
+
+
+def _sealer(secret_key: str) -> Sealer:
+    found = _sealers.get(secret_key)
+    if found is None:
+        found = _sealers[secret_key] = Sealer(secret_key)
+    return found
 
 
 async def deliver_callback(job: Job, ctx: JobContext) -> None:
-    delivery_id = str(job.payload["delivery_id"])
+    raw_ids = job.payload.get("delivery_ids")
+    ids = (
+        [str(i) for i in raw_ids]
+        if isinstance(raw_ids, list)
+        else [str(job.payload["delivery_id"])]
+    )
     manual = bool(job.payload.get("manual", False))
     step = int(job.payload.get("step", 1))
     settings = ctx.deps.settings
     async with transaction(ctx.deps.sessions) as session:
         prepared = await callbacks.prepare(
             session,
-            Sealer(settings.secret_key),
-            delivery_id=delivery_id,
+            _sealer(settings.secret_key),
+            delivery_ids=ids,
             manual=manual,
             allow_loopback_http=settings.callback_loopback_ok,
             now=ctx.now,
         )
-    if prepared is None:
+    if not prepared:
         return
-    if prepared.wait_until is not None:
+    if prepared[0].wait_until is not None:
         # Waiting for its turn is not failing: the attempt is given back (counts=False).
-        wait = (prepared.wait_until - ctx.now).total_seconds()
+        wait = (prepared[0].wait_until - ctx.now).total_seconds()
         raise RetryLater(wait, "an earlier event of this message goes first", counts=False)
+    attempts: list[tuple[Prepared, DeliveryAttempt]] = []
+    for one in prepared:
+        attempt = await _attempt(ctx, one, manual)
+        attempts.append((one, attempt))
+        if attempt.error is not None and one.refused is None and not manual:
+            break  # retried later: the events after it must not overtake it
+    rest = [one.delivery.id for one in prepared[len(attempts) :]]
+    for one, attempt in attempts:
+        _, next_at = await callbacks.record(
+            ctx.session,
+            prepared=one,
+            attempt=attempt,
+            step=step,
+            # The vendor's schedule for a vendor format that has one, else wafile's.
+            schedule=(
+                one.retry_schedule
+                if one.retry_schedule is not None
+                else settings.callback_retry_schedule
+            ),
+            failing_after=timedelta(seconds=settings.callback_failing_after_seconds),
+            rand=_jitter.random(),
+            now=ctx.deps.clock.now(),
+        )
+    if rest:
+        # Not tried: after the failed one's next attempt (or now, should it have none),
+        # in a job of their own that checks the order again.
+        now = ctx.deps.clock.now()
+        run_at: datetime = (next_at or now) + ORDER_WAIT
+        await JobRepository(ctx.session).enqueue(
+            CALLBACK_KIND, job_payload(rest, step=1), run_at, now=now
+        )
+
+
+async def _attempt(ctx: JobContext, prepared: Prepared, manual: bool) -> DeliveryAttempt:
+    """One request for one delivery (none when its target is refused): its outcome."""
     requested_at = ctx.deps.clock.now()
     if prepared.refused is not None:
-        attempt = DeliveryAttempt(
+        return DeliveryAttempt(
             number=0,
             manual=manual,
             requested_at=requested_at,
@@ -58,43 +113,27 @@ async def deliver_callback(job: Job, ctx: JobContext) -> None:
             latency_ms=0,
             response=None,
         )
-    else:
-        delivery, sign = prepared.delivery, prepared.sign
-        signed = (
-            sign(delivery.body.encode(), prepared.secret, delivery.event_id, requested_at)
-            if sign is not None
-            else None
+    delivery, sign = prepared.delivery, prepared.sign
+    signed = (
+        sign(delivery.body.encode(), prepared.secret, delivery.event_id, requested_at)
+        if sign is not None
+        else None
+    )
+    async with ctx.deps.callback_client() as poster:
+        result = await poster.post(
+            prepared.url,
+            delivery.body,
+            event_id=delivery.event_id,
+            secret=prepared.secret,
+            at=requested_at,
+            signed=signed,
         )
-        async with ctx.deps.callback_client() as poster:
-            result = await poster.post(
-                prepared.url,
-                delivery.body,
-                event_id=delivery.event_id,
-                secret=prepared.secret,
-                at=requested_at,
-                signed=signed,
-            )
-        attempt = DeliveryAttempt(
-            number=0,  # numbered when recorded
-            manual=manual,
-            requested_at=requested_at,
-            status_code=result.status_code,
-            error=result.error,
-            latency_ms=result.latency_ms,
-            response=result.response,
-        )
-    await callbacks.record(
-        ctx.session,
-        prepared=prepared,
-        attempt=attempt,
-        step=step,
-        # The vendor's schedule for a vendor format that has one, else wafile's.
-        schedule=(
-            prepared.retry_schedule
-            if prepared.retry_schedule is not None
-            else settings.callback_retry_schedule
-        ),
-        failing_after=timedelta(seconds=settings.callback_failing_after_seconds),
-        rand=_jitter.random(),
-        now=ctx.deps.clock.now(),
+    return DeliveryAttempt(
+        number=0,  # numbered when recorded
+        manual=manual,
+        requested_at=requested_at,
+        status_code=result.status_code,
+        error=result.error,
+        latency_ms=result.latency_ms,
+        response=result.response,
     )

@@ -27,11 +27,18 @@ Order: events of one message reach each target in sequence order. A delivery is 
 attempted while an earlier event of the same message to the same target is pending:
 it goes back to the queue until just after that one's next attempt is due (without
 using up an attempt of its own), so after an outage the receiver gets the backlog of
-each message in order, one message's events never overtaking each other. An earlier
+each message in order, one message's events never overtaking each other. The events
+of one transition to one target are one job (`_outbox`), which sends them in order:
+the later ones need not wait in the queue for the earlier, which cost a claim, a read
+and a requeue each (most deliveries, measured under load). An earlier
 delivery that is overdue by `STUCK_AFTER` (its job lost to a bug, say) no longer holds
 the others up. Only a manual redelivery skips the line. Other messages' events do not
 wait: a receiver that rejects one message's events blocks only that message. Inbound
 events have no order among themselves (each carries its `received_at`), so none waits.
+
+Routing reads the account's enabled endpoints through a few seconds' memory
+(`ENDPOINTS_TTL_SECONDS`, services/recent.py): a change made through this service in
+this process clears it at once; other processes see it within that time.
 """
 
 from __future__ import annotations
@@ -40,8 +47,8 @@ import base64
 import json
 import logging
 import secrets
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -79,6 +86,7 @@ from wafile.db.messages import MessageRepository
 from wafile.errors import NotFound, ValidationFailed
 from wafile.ids import new_id
 from wafile.services.outbound import check_callback_url
+from wafile.services.recent import Recent
 from wafile.services.usage import usage
 
 __all__ = [
@@ -101,7 +109,14 @@ STUCK_AFTER: Final = timedelta(minutes=10)  # an earlier delivery this overdue i
 # A healthy endpoint's last_attempt_at is kept to this resolution (see _health).
 HEALTH_RESOLUTION: Final = timedelta(seconds=1)
 MAX_FILTERS: Final = 50
+MAX_NOTED: Final = 10_000  # endpoints remembered by _health; past it, start afresh
+# How long notify reuses an account's list of enabled endpoints (see _enabled_endpoints).
+ENDPOINTS_TTL_SECONDS: Final = 5.0
 SECRET_BYTES: Final = 32  # Standard Webhooks: 24 to 64 random bytes
+
+
+async def _as_tuple(found: Awaitable[list[Endpoint]]) -> tuple[Endpoint, ...]:
+    return tuple(await found)  # kept and shared by callers: immutable
 
 
 def new_secret() -> str:
@@ -128,6 +143,9 @@ class Prepared:
     # The target's format's own retry schedule; None: wafile's (as configured).
     retry_schedule: tuple[float, ...] | None = None
     health: bool = True  # the outcome tells about the endpoint (not when it is disabled)
+    # The endpoint as read with the delivery (None: a callback_url delivery): its
+    # health columns decide whether a success needs writing (see _health).
+    endpoint: Endpoint | None = None
 
 
 def _bound(sign: Signer, account: Account) -> BoundSigner:
@@ -215,14 +233,54 @@ def _pending(
 
 
 async def _outbox(session: AsyncSession, deliveries: Sequence[Delivery], now: datetime) -> None:
-    """Store the deliveries and their first attempts' jobs, in the caller's transaction."""
+    """Store the deliveries and their first attempts' jobs, in the caller's transaction.
+
+    One job per target: the events of one transition to one target (a message's
+    `attempt.sent` and `message.in_progress`, say) are one job that sends them in
+    sequence order, instead of jobs of their own where each later one would find the
+    earlier pending and go back to the queue to wait for it (see the module docstring)."""
     await CallbackRepository(session).add_deliveries(deliveries)
-    jobs = JobRepository(session)
+    groups: dict[tuple[str | None, str], list[str]] = {}
     for delivery in deliveries:
-        await _enqueue(jobs, {"delivery_id": delivery.id, "step": 1}, now, now)
+        groups.setdefault((delivery.endpoint_id, delivery.url), []).append(delivery.id)
+    await JobRepository(session).enqueue_many(
+        CALLBACK_KIND, [job_payload(ids, step=1) for ids in groups.values()], now, now=now
+    )
+
+
+def job_payload(delivery_ids: Sequence[str], *, step: int) -> dict[str, object]:
+    """A `callback.deliver` job's payload: `delivery_id` for one delivery (as jobs
+    queued before groups existed have), `delivery_ids` for several to one target, in
+    sequence order."""
+    if len(delivery_ids) == 1:
+        return {"delivery_id": delivery_ids[0], "step": step}
+    return {"delivery_ids": list(delivery_ids), "step": step}
 
 
 class CallbackService:
+    def __init__(self) -> None:
+        # The account's enabled endpoints, read on every status change of every message
+        # (three times a message, with or without endpoints): reused for a few seconds.
+        self._enabled = Recent(ENDPOINTS_TTL_SECONDS)
+        # Endpoint id -> (last_attempt_at, status code) of the last success this process
+        # wrote to its row: later successes within HEALTH_RESOLUTION write nothing.
+        self._noted: dict[str, tuple[datetime, int | None]] = {}
+
+    async def _enabled_endpoints(self, session: AsyncSession, account_id: str) -> list[Endpoint]:
+        """The account's enabled endpoints, read at most `ENDPOINTS_TTL_SECONDS` ago (a
+        change through this process is seen at once: see services/recent.py)."""
+        repo = CallbackRepository(session)
+        found: tuple[Endpoint, ...] = await self._enabled.get(
+            session,
+            ("enabled", account_id),
+            lambda: _as_tuple(repo.endpoints_of(account_id, enabled_only=True)),
+        )
+        return list(found)
+
+    def forget_endpoints(self) -> None:
+        """Read endpoints afresh from now on (after a change made outside this service)."""
+        self._enabled.clear()
+
     # Endpoints ------------------------------------------------------------------
 
     async def create_endpoint(
@@ -266,6 +324,7 @@ class CallbackService:
         )
         secret = new_secret()
         await CallbackRepository(session).add_endpoint(endpoint, sealed_secret=sealer.seal(secret))
+        self._enabled.clear()
         return endpoint, secret
 
     async def list_endpoints(self, session: AsyncSession, *, account: Account) -> list[Endpoint]:
@@ -305,6 +364,7 @@ class CallbackService:
             values["enabled"] = enabled
         repo = CallbackRepository(session)
         await repo.update_endpoint(endpoint_id, **values)
+        self._enabled.clear()
         return await self.get_endpoint(session, account=account, endpoint_id=endpoint_id)
 
     async def delete_endpoint(
@@ -315,6 +375,7 @@ class CallbackService:
             endpoint_id, account_id=account.id
         ):
             raise NotFound(f"no webhook endpoint {endpoint_id!r} in this account")
+        self._enabled.clear()
 
     async def rotate_endpoint_secret(
         self,
@@ -361,11 +422,10 @@ class CallbackService:
         notices = [e for e in effects if isinstance(e, Notify)]
         if not notices:
             return
-        repo = CallbackRepository(session)
         own = message.callback_format if message.callback_url else None
         endpoints = [
             e
-            for e in await repo.endpoints_of(message.account_id, enabled_only=True)
+            for e in await self._enabled_endpoints(session, message.account_id)
             if endpoint_receives(e.format, origin=message.origin, own_format=own)
         ]
         if not endpoints and own is None:
@@ -414,10 +474,9 @@ class CallbackService:
         it, in this transaction. Call it once per inbound message, when it is complete
         (its file, if any, in the media store or refused); `media_link` is a signed
         download link to that file."""
-        repo = CallbackRepository(session)
         endpoints = [
             e
-            for e in await repo.endpoints_of(inbound.account_id, enabled_only=True)
+            for e in await self._enabled_endpoints(session, inbound.account_id)
             if filter_matches(e.events, INBOUND_RECEIVED)
         ]
         if not endpoints:
@@ -496,29 +555,70 @@ class CallbackService:
         session: AsyncSession,
         sealer: Sealer,
         *,
-        delivery_id: str,
+        delivery_ids: Sequence[str],
         manual: bool,
         allow_loopback_http: bool,
         now: datetime,
-    ) -> Prepared | None:
-        """What the job sends, and where; None when there is nothing to do any more."""
+    ) -> list[Prepared]:
+        """What the job sends, and where, for each of its deliveries still to send (in
+        sequence order; none when there is nothing to do any more).
+
+        A job's deliveries are events of one message to one target (`_outbox`), so
+        only the first one's order is checked: when an earlier event is pending, the
+        first gets `wait_until` and the job waits as a whole."""
         repo = CallbackRepository(session)
-        delivery = await repo.delivery(delivery_id, account_id=None)
-        if delivery is None:
-            return None  # its endpoint (or message, or account) was deleted
-        if not manual and delivery.status is not DeliveryStatus.PENDING:
-            return None  # a manual redelivery got it through meanwhile
+        targets: dict[tuple[str | None, str, str | None], _Target | None] = {}
+        prepared: list[Prepared] = []
+        for delivery, endpoint, earlier_due in await repo.for_sending(delivery_ids):
+            if not manual and delivery.status is not DeliveryStatus.PENDING:
+                continue  # a manual redelivery got it through meanwhile
+            key = (delivery.endpoint_id, delivery.url, delivery.message_id)
+            if key not in targets:
+                targets[key] = await self._target(
+                    session, sealer, delivery, endpoint, allow_loopback_http, now
+                )
+            target = targets[key]
+            if target is None:
+                continue  # its endpoint (or account) was deleted
+            wait_until = None
+            if not prepared and not manual and target.refused is None:
+                wait_until = _order_wait(delivery, earlier_due, now)
+            prepared.append(
+                Prepared(
+                    delivery=delivery,
+                    url=target.url,
+                    secret=target.secret if target.refused is None else "",
+                    refused=target.refused,
+                    wait_until=wait_until,
+                    sign=target.sign if target.refused is None else None,
+                    retry_schedule=target.schedule,
+                    health=target.health,
+                    endpoint=target.endpoint,
+                )
+            )
+        return prepared
+
+    @staticmethod
+    async def _target(
+        session: AsyncSession,
+        sealer: Sealer,
+        delivery: Delivery,
+        endpoint: tuple[Endpoint, str] | None,
+        allow_loopback_http: bool,
+        now: datetime,
+    ) -> _Target | None:
+        """Where and how a delivery goes; None when its endpoint or account is gone."""
+        repo = CallbackRepository(session)
         refused: str | None = None
         health = True
-        sign: BoundSigner | None = None
+        found: Endpoint | None = None
         if delivery.endpoint_id is not None:
-            found = await repo.endpoint_with_secret(delivery.endpoint_id, account_id=None)
-            if found is None:
+            if endpoint is None:
                 return None
-            endpoint, sealed = found
-            url = endpoint.url
-            format_name: str | None = endpoint.format
-            if not endpoint.enabled:
+            found, sealed = endpoint
+            url = found.url
+            format_name: str | None = found.format
+            if not found.enabled:
                 refused, health = "the endpoint is disabled", False
         else:
             url = delivery.url
@@ -535,6 +635,7 @@ class CallbackService:
         known = FORMATS.get(format_name) if format_name is not None else None
         # The format's own retry schedule, per-send URLs' too (the message's format).
         schedule = known.retry_schedule if known is not None else None
+        sign: BoundSigner | None = None
         if known is not None and known.sign is not None:
             account = await AccountRepository(session).get(delivery.account_id)
             if account is None:
@@ -544,31 +645,14 @@ class CallbackService:
             check_callback_url(url, allow_loopback_http=allow_loopback_http)
         except ValidationFailed as exc:
             refused = refused or f"refused target: {exc.detail}"
-        if refused is not None:
-            return Prepared(
-                delivery=delivery,
-                url=url,
-                refused=refused,
-                health=health,
-                retry_schedule=schedule,
-            )
-        wait_until = None if manual else await repo.earlier_pending(delivery)
-        if wait_until is not None and wait_until < now - STUCK_AFTER:
-            log.warning(
-                "delivery %s: not waiting for an earlier one overdue since %s",
-                delivery.id,
-                wait_until.isoformat(),
-            )
-            wait_until = None
-        if wait_until is not None:
-            wait_until = max(wait_until, now) + ORDER_WAIT
-        return Prepared(
-            delivery=delivery,
+        return _Target(
             url=url,
-            secret=sealer.open(sealed),
-            wait_until=wait_until,
+            secret=sealer.open(sealed) if refused is None else "",
+            refused=refused,
             sign=sign,
-            retry_schedule=schedule,
+            schedule=schedule,
+            health=health,
+            endpoint=found,
         )
 
     async def record(
@@ -582,91 +666,149 @@ class CallbackService:
         failing_after: timedelta,
         rand: float,
         now: datetime,
-    ) -> DeliveryStatus:
-        """Log one attempt; schedule the next one, or settle the delivery. Its status."""
+    ) -> tuple[DeliveryStatus, datetime | None]:
+        """Log one attempt; schedule the next one, or settle the delivery. Its status,
+        and when its next attempt is due (None: none is scheduled)."""
         repo = CallbackRepository(session)
-        delivery = await repo.delivery(prepared.delivery.id, account_id=None)
-        if delivery is None:
-            return prepared.delivery.status  # deleted while the request ran
+        delivery = prepared.delivery
         delivered = attempt.error is None
         final_failure = False
         values: dict[str, object] = {}
+        next_at: datetime | None = None
         if delivered:
             values = {
                 "status": str(DeliveryStatus.DELIVERED),
                 "delivered_at": attempt.requested_at,
                 "next_attempt_at": None,
             }
-        elif not attempt.manual and delivery.status is DeliveryStatus.PENDING:
+        elif not attempt.manual:
             delay = None if prepared.refused else retry_delay(step, schedule, rand)
             if delay is None:
                 final_failure = True
                 values = {"status": str(DeliveryStatus.FAILED), "next_attempt_at": None}
             else:
-                values = {"next_attempt_at": now + delay}
-                payload = {"delivery_id": delivery.id, "step": step + 1}
-                await _enqueue(JobRepository(session), payload, now + delay, now)
-        numbered = DeliveryAttempt(
-            number=delivery.attempts + 1,
-            manual=attempt.manual,
-            requested_at=attempt.requested_at,
-            status_code=attempt.status_code,
-            error=attempt.error,
-            latency_ms=attempt.latency_ms,
-            response=attempt.response,
+                next_at = now + delay
+                values = {"next_attempt_at": next_at}
+        # An automatic failure settles (or reschedules) the delivery only while it is
+        # pending: a manual redelivery may have got it through meanwhile.
+        only_if_pending = not delivered and not attempt.manual
+        recorded = await repo.record_attempt(
+            delivery.id, attempt, only_if_pending=only_if_pending, **values
         )
-        await repo.record_attempt(delivery.id, numbered, **values)
+        if recorded is None:
+            return delivery.status, None  # deleted while the request ran
+        number, status, applied = recorded
+        if only_if_pending and not applied:
+            final_failure, next_at = False, None
+        if next_at is not None:
+            payload = job_payload([delivery.id], step=step + 1)
+            await _enqueue(JobRepository(session), payload, next_at, now)
+        numbered = replace(attempt, number=number)
         if delivery.endpoint_id is not None and prepared.health:
             await self._health(
-                repo, delivery.endpoint_id, numbered, final_failure, failing_after, now
+                repo,
+                delivery.endpoint_id,
+                numbered,
+                final_failure,
+                failing_after,
+                now,
+                known=prepared.endpoint,
             )
-        status = DeliveryStatus(str(values.get("status", delivery.status)))
         log.info(
             "callback %s (%s, event %s) attempt %d%s: %s",
             delivery.id,
             delivery.event_type,
             delivery.event_id,
-            numbered.number,
+            number,
             " (manual)" if attempt.manual else "",
             "delivered" if delivered else f"{attempt.error}; now {status}",
         )
-        return status
+        return status, next_at
 
-    @staticmethod
     async def _health(
+        self,
         repo: CallbackRepository,
         endpoint_id: str,
         attempt: DeliveryAttempt,
         final_failure: bool,
         failing_after: timedelta,
         now: datetime,
+        *,
+        known: Endpoint | None = None,
     ) -> None:
-        endpoint = await repo.endpoint(endpoint_id, account_id=None)
-        if endpoint is None:
-            return
-        last = {
-            "last_attempt_at": attempt.requested_at,
-            "last_status_code": attempt.status_code,
-            "last_error": attempt.error,
-        }
+        """Note the attempt on the endpoint. `known` is the endpoint as read with the
+        delivery, moments ago."""
         if attempt.error is None:
             # A healthy endpoint's row is written at most once a HEALTH_RESOLUTION: on
             # PostgreSQL each write locks the row to commit, which would serialise every
-            # worker's deliveries to one busy endpoint.
-            fresh = endpoint.last_attempt_at is not None and (
-                attempt.requested_at - endpoint.last_attempt_at < HEALTH_RESOLUTION
-            )
-            healthy = endpoint.failures_since is None and endpoint.failing_since is None
-            if healthy and fresh and endpoint.last_status_code == attempt.status_code:
-                return
-            await repo.update_endpoint(endpoint_id, failures_since=None, failing_since=None, **last)
+            # worker's deliveries to one busy endpoint. The copy read with the delivery
+            # decides without a statement when it already says so; else the UPDATE's own
+            # condition does (the copy may be a few moments old).
+            if known is not None:
+                healthy = known.failures_since is None and known.failing_since is None
+                last = (known.last_attempt_at, known.last_status_code)
+                noted = self._noted.get(endpoint_id)
+                if noted is not None and (last[0] is None or noted[0] > last[0]):
+                    last = noted
+                fresh = last[0] is not None and (attempt.requested_at - last[0] < HEALTH_RESOLUTION)
+                if healthy and fresh and last[1] == attempt.status_code:
+                    return
+            if await repo.note_success(
+                endpoint_id,
+                at=attempt.requested_at,
+                status_code=attempt.status_code,
+                resolution=HEALTH_RESOLUTION,
+            ):
+                if len(self._noted) >= MAX_NOTED:
+                    self._noted.clear()
+                self._noted[endpoint_id] = (attempt.requested_at, attempt.status_code)
+            return
+        self._noted.pop(endpoint_id, None)
+        # A failure: read the row now, for when its failures began.
+        endpoint = await repo.endpoint(endpoint_id, account_id=None)
+        if endpoint is None:
             return
         since = endpoint.failures_since or attempt.requested_at
         failing = endpoint.failing_since
         if failing is None and (final_failure or now - since >= failing_after):
             failing = now
             log.warning("webhook endpoint %s is failing since %s", endpoint_id, since.isoformat())
-        await repo.update_endpoint(endpoint_id, failures_since=since, failing_since=failing, **last)
+        await repo.update_endpoint(
+            endpoint_id,
+            failures_since=since,
+            failing_since=failing,
+            last_attempt_at=attempt.requested_at,
+            last_status_code=attempt.status_code,
+            last_error=attempt.error,
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Target:
+    """A delivery's target, as `prepare` works it out (once per job)."""
+
+    url: str
+    secret: str = field(repr=False)
+    refused: str | None
+    sign: BoundSigner | None
+    schedule: tuple[float, ...] | None
+    health: bool
+    endpoint: Endpoint | None
+
+
+def _order_wait(delivery: Delivery, earlier_due: datetime | None, now: datetime) -> datetime | None:
+    """When to look again at a delivery whose earlier event to the same target, due at
+    `earlier_due`, is pending; None: it goes now."""
+    if earlier_due is None:
+        return None
+    if earlier_due < now - STUCK_AFTER:
+        log.warning(
+            "delivery %s: not waiting for an earlier one overdue since %s",
+            delivery.id,
+            earlier_due.isoformat(),
+        )
+        return None
+    return max(earlier_due, now) + ORDER_WAIT
 
 
 callbacks = CallbackService()
