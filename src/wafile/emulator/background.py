@@ -16,9 +16,38 @@ from typing import Any
 
 import httpx
 
-__all__ = ["Background"]
+__all__ = ["IN_FLIGHT_MAX", "Background", "GatedTransport"]
 
 log = logging.getLogger(__name__)
+# Requests an emulator's client has in its connection pool at once (httpx's default
+# pool holds 100 connections); the rest wait their turn outside it.
+IN_FLIGHT_MAX = 100
+
+
+class GatedTransport(httpx.AsyncBaseTransport):
+    """At most `limit` requests inside the wrapped transport at once.
+
+    httpcore's pool scans its whole queue of waiting requests each time a request
+    arrives or a connection frees. A burst of thousands of webhooks (a benchmark's
+    statuses) queued there made that scan 80% of the WhatsApp emulator's CPU
+    (profiled), so webhooks left late and the benchmark measured the emulator, not
+    wafile. Waiting on a semaphore instead costs next to nothing. The gate is held
+    until the response headers are in; a request let in while every connection is
+    still busy with a body waits in the pool, so the pool's queue stays under `limit`.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, limit: int = IN_FLIGHT_MAX) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self._inner = inner
+        self._gate = asyncio.Semaphore(limit)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        async with self._gate:
+            return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 class Background:
@@ -53,8 +82,9 @@ class Background:
         # The client belongs to the loop it was made on; aclose() must close it there.
         self._loop = asyncio.get_running_loop()
         if self._client is None:
+            inner = self._transport or httpx.AsyncHTTPTransport()
             self._client = httpx.AsyncClient(
-                transport=self._transport, headers={"User-Agent": self._user_agent}
+                transport=GatedTransport(inner), headers={"User-Agent": self._user_agent}
             )
         return self._client
 
