@@ -353,20 +353,26 @@ class CallbackService:
         effects: Sequence[Effect],
         *,
         now: datetime,
+        enabled: dict[str, list[Endpoint]] | None = None,
     ) -> None:
         """One delivery (and job) per Notify effect and matching target, in this transaction.
 
         `state` is the message after the event: every event of one transition carries it.
+        `enabled` keeps the accounts' enabled endpoints once read, for a caller that
+        notifies many events in one transaction (a batch of statuses).
         """
         notices = [e for e in effects if isinstance(e, Notify)]
         if not notices:
             return
         repo = CallbackRepository(session)
         own = message.callback_format if message.callback_url else None
+        known = enabled.get(message.account_id) if enabled is not None else None
+        if known is None:
+            known = await repo.endpoints_of(message.account_id, enabled_only=True)
+            if enabled is not None:
+                enabled[message.account_id] = known
         endpoints = [
-            e
-            for e in await repo.endpoints_of(message.account_id, enabled_only=True)
-            if endpoint_receives(e.format, origin=message.origin, own_format=own)
+            e for e in known if endpoint_receives(e.format, origin=message.origin, own_format=own)
         ]
         if not endpoints and own is None:
             return
