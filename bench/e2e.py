@@ -11,7 +11,9 @@ as `--concurrency` clients can. The emulator's pair limit is off and its per-num
 limit raised, so what is measured is wafile. The load generator shares the machine's
 cores. The same run measures the bare stack's ceiling (bench/ceiling.py: a plain
 FastAPI endpoint inserting one row per request into the same database) and prints
-delivered/s as a share of it.
+delivered/s as a share of it. `--webhook-batch N` has the emulator post up to N statuses
+per webhook, as Meta batches them under load (`--webhook-batch-wait`: how long a batch
+waits to fill); the default posts one status per webhook.
 
     python -m bench.e2e --messages 2000
     python -m bench.e2e --messages 2000 --database-url postgresql://USER@HOST:PORT/DB \
@@ -82,14 +84,19 @@ async def open_window(http: httpx.AsyncClient, emulator_url: str) -> None:
     raise SystemExit("the 24-hour window never opened")
 
 
-def start_emulator(tmp: Path, port: int, webhook_url: str) -> subprocess.Popen[bytes]:
+def start_emulator(
+    tmp: Path, port: int, webhook_url: str, batch: int, batch_wait: float
+) -> subprocess.Popen[bytes]:
     """`wafile emulator whatsapp` (Meta is another machine): no throttling, one phone with
-    the window open that reports delivered 0.5 s after a send, and never read."""
+    the window open that reports delivered 0.5 s after a send, and never read; up to
+    `batch` statuses per webhook POST, waiting `batch_wait` s for more."""
     phone = {"number": PHONE, "window_open": True, "deliver_after": 0.5, "read_after": None}
     args, env = emulator_command(tmp, port, number=NUMBER, webhook_url=webhook_url, phone=phone)
     cmd = [sys.executable, "-m", "wafile", *args]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp)
     wait_until_up(proc, f"http://127.0.0.1:{port}/_control/world")
+    batching = {"webhook_batch_max": batch, "webhook_batch_wait": batch_wait}
+    httpx.patch(f"http://127.0.0.1:{port}/_control/settings", json=batching).raise_for_status()
     return proc
 
 
@@ -184,7 +191,11 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path, bare: float)
             base_url=base, timeout=60, limits=limits, headers={"Authorization": f"Bearer {key}"}
         ) as http:
             webhook_url = await add_sender(http, f"http://127.0.0.1:{emulator_port}")
-            procs.append(start_emulator(tmp, emulator_port, webhook_url))
+            procs.append(
+                start_emulator(
+                    tmp, emulator_port, webhook_url, args.webhook_batch, args.webhook_batch_wait
+                )
+            )
             for _ in range(args.worker_processes):
                 procs.append(worker(url, tmp, worker_concurrency=str(args.workers_concurrency)))
             await open_window(http, f"http://127.0.0.1:{emulator_port}")  # a worker applies it
@@ -214,9 +225,14 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path, bare: float)
         else f"serve (API) + {args.worker_processes} worker process(es); the emulator apart"
     )
     delivered_per_s = len(e2e) / span
+    batching = (
+        f"up to {args.webhook_batch} statuses per webhook ({args.webhook_batch_wait} s wait)"
+        if args.webhook_batch > 1
+        else "one status per webhook"
+    )
     return (
         f"e2e {url.split(':', 1)[0]}, {processes}, {args.messages} messages, "
-        f"POSTs {rate}, worker concurrency {args.workers_concurrency}:\n"
+        f"POSTs {rate}, worker concurrency {args.workers_concurrency}, {batching}:\n"
         f"  accepted/s={args.messages / took:.0f} accept p50={a50 * 1000:.1f}ms "
         f"p99={a99 * 1000:.1f}ms\n"
         f"  delivered/s={delivered_per_s:.0f} accept→delivered p50={d50:.2f}s p99={d99:.2f}s\n"
@@ -246,10 +262,24 @@ def main() -> None:
     parser.add_argument(
         "--worker-processes", type=int, default=0, help="0: the worker embedded in serve"
     )
+    parser.add_argument(
+        "--webhook-batch",
+        type=int,
+        default=1,
+        help="most statuses per webhook POST, as Meta batches them (1: one each)",
+    )
+    parser.add_argument(
+        "--webhook-batch-wait",
+        type=float,
+        default=0.2,
+        help="seconds a webhook batch waits to fill before it is posted",
+    )
     parser.add_argument("--ceiling-requests", type=int, default=2000)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--database-url", default="", help="PostgreSQL server (default SQLite)")
     args = parser.parse_args()
+    if args.webhook_batch < 1 or args.webhook_batch_wait < 0:
+        parser.error("--webhook-batch must be >= 1 and --webhook-batch-wait >= 0")
     if args.worker_processes and not args.database_url:
         parser.error("worker processes need PostgreSQL (--database-url)")
     with tempfile.TemporaryDirectory() as tmp, fresh_database(args.database_url, Path(tmp)) as url:

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from wafile.core.message import Message, Snapshot
 from wafile.core.message_codec import snapshot_from_json, snapshot_to_json
@@ -111,6 +124,14 @@ class MessageRepository:
         row = await self._session.scalar(stmt)
         return _message(row) if row else None
 
+    async def get_many(self, message_ids: list[str], *, lock: bool = False) -> dict[str, Message]:
+        """Several messages by id, in one query; `lock` holds them (PostgreSQL) in id
+        order, so two transactions locking overlapping sets cannot deadlock."""
+        stmt = select(MessageRow).where(MessageRow.id.in_(message_ids)).order_by(MessageRow.id)
+        if lock and self._session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        return {row.id: _message(row) for row in await self._session.scalars(stmt)}
+
     async def page(
         self,
         account_id: str,
@@ -176,6 +197,41 @@ class MessageRepository:
             update(MessageRow).where(MessageRow.id == message_id).values(**values)
         )
 
+    async def save_states(self, saves: list[tuple[str, Snapshot, datetime | None]]) -> None:
+        """`save_state` for several messages, (id, snapshot, changed_at) each, in one
+        executemany statement."""
+        table = cast(Table, MessageRow.__table__)
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                state=bindparam("b_state"),
+                status=bindparam("b_status"),
+                # No change a reader sees keeps updated_at (NULL: keep it).
+                updated_at=func.coalesce(
+                    bindparam("b_changed_at", type_=table.c.updated_at.type), table.c.updated_at
+                ),
+            )
+        )
+        await self._session.execute(
+            stmt,
+            [
+                {
+                    "b_id": message_id,
+                    "b_state": snapshot_to_json(snapshot),
+                    "b_status": str(snapshot.state.status),
+                    "b_changed_at": changed_at,
+                }
+                for message_id, snapshot, changed_at in saves
+            ],
+        )
+        # A Core statement leaves rows this session loaded stale: a later `get` in the
+        # same transaction (messages.sent applies several events) must read them again.
+        for message_id, _, _ in saves:
+            loaded = self._session.identity_map.get(identity_key(MessageRow, message_id))
+            if loaded is not None:
+                self._session.expire(loaded)
+
     async def attach_media(self, message_id: str, media_id: str, filename: str) -> bool:
         """Set the fetched file of a send by URL, unless another run set it first; the
         filename only if the request gave none."""
@@ -234,6 +290,11 @@ class MessageRepository:
         )
         await self._session.flush()
 
+    async def append_events(self, events: list[dict[str, Any]]) -> None:
+        """`append_event` for several events (each a dict of its arguments and
+        `message_id`), in one statement; the same uniqueness guards the numbers."""
+        await self._session.execute(insert(MessageEventRow), events)
+
     async def add_ref(
         self, sender_id: str, provider_id: str, message_id: str, attempt: int
     ) -> None:
@@ -273,3 +334,18 @@ class MessageRepository:
     async def ref(self, sender_id: str, provider_id: str) -> tuple[str, int] | None:
         row = await self._session.get(AttemptRefRow, (sender_id, provider_id))
         return (row.message_id, row.attempt) if row else None
+
+    async def refs(
+        self, keys: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str, int]]:
+        """`ref` for several (sender id, provider id) keys in one query; unknown keys are
+        left out."""
+        if not keys:
+            return {}
+        table = AttemptRefRow
+        rows = await self._session.execute(
+            select(table.sender_id, table.provider_id, table.message_id, table.attempt).where(
+                tuple_(table.sender_id, table.provider_id).in_(list(keys))
+            )
+        )
+        return {(r.sender_id, r.provider_id): (r.message_id, r.attempt) for r in rows}

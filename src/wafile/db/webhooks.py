@@ -6,10 +6,11 @@ at least once: a redelivered body changes nothing the first one did not.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -138,6 +139,39 @@ class WebhookRepository:
             .returning(ProviderStatusRow.id)
         )
         return (await self._session.scalar(stmt)) is not None
+
+    async def add_statuses(self, rows: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+        """`add_status` for several rows in one statement: the (sender id, provider id,
+        status) keys that were new. Two rows with one key in `rows` cannot both be new
+        on PostgreSQL (it refuses them): give each key once."""
+        if not rows:
+            return set()
+        table = ProviderStatusRow
+        stmt = (
+            self._insert()(table)
+            .values(rows)
+            .on_conflict_do_nothing(
+                index_elements=[table.sender_id, table.provider_id, table.status]
+            )
+            .returning(table.sender_id, table.provider_id, table.status)
+        )
+        return {(r[0], r[1], r[2]) for r in await self._session.execute(stmt)}
+
+    async def hold_provider_ids(self, keys: Collection[tuple[str, str]]) -> None:
+        """`hold_provider_id` for several (sender id, provider id) keys in one statement,
+        taken in the order of the lock numbers, so that two transactions holding
+        overlapping sets wait for each other instead of deadlocking."""
+        if not keys or self._session.get_bind().dialect.name != "postgresql":
+            return
+        # The same lock numbers as hold_provider_id. The lock function is volatile, so
+        # PostgreSQL evaluates it after the sort, in ORDER BY's order.
+        await self._session.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(x, 0)"
+                " AS k FROM unnest(CAST(:keys AS text[])) AS x) AS held ORDER BY k"
+            ),
+            {"keys": sorted({sender_id + provider_id for sender_id, provider_id in keys})},
+        )
 
     async def hold_provider_id(self, sender_id: str, provider_id: str) -> None:
         """Serialise, until commit, the transactions that record a send's provider id or

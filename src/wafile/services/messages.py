@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -364,21 +365,56 @@ class MessageService:
         self, session: AsyncSession, message_id: str, event: Event, *, source: str, now: datetime
     ) -> MessageState:
         """Apply one event: log it, carry out its effects, keep the status column current."""
+        return await self._apply_in_turn(session, message_id, [(event, source)], now=now)
+
+    async def _apply_in_turn(
+        self,
+        session: AsyncSession,
+        message_id: str,
+        events: Sequence[tuple[Event, str]],
+        *,
+        now: datetime,
+    ) -> MessageState:
+        """`apply` for several (event, source) of one message, in that order."""
         repo = MessageRepository(session)
         message = await repo.get(message_id, lock=True)
         if message is None:
             raise MessageNotFound(f"no message {message_id!r}")
-        state, last = await _snapshot(repo, message)
-        after, effects, entry = transition(state, event)
-        # The row lock (PostgreSQL) or the write lock (SQLite) makes last + 1 the next seq.
-        seq = last + 1
-        await self._log(repo, message_id, event, entry, source=source, now=now, seq=seq)
-        await _carry_out(session, message, after, effects, now)
-        changed = after.status != state.status or entry.applied
-        await repo.save_state(
-            message_id, Snapshot(state=after, seq=seq), changed_at=now if changed else None
-        )
+        after, logged, saved = await _advance(session, repo, message, events, now)
+        await repo.append_events(logged)
+        await repo.save_states([saved])
         return after
+
+    async def apply_many(
+        self,
+        session: AsyncSession,
+        events: Sequence[tuple[str, Event]],
+        *,
+        source: str,
+        now: datetime,
+    ) -> None:
+        """Apply events to several messages, (message id, event) each, exactly as `apply`
+        called for each in turn would (each message's events in the given order), with
+        the messages read and locked (in id order: two batches cannot deadlock), their
+        events logged and their states saved in one statement each."""
+        if not events:
+            return
+        by_message: dict[str, list[tuple[Event, str]]] = {}
+        for message_id, event in events:
+            by_message.setdefault(message_id, []).append((event, source))
+        repo = MessageRepository(session)
+        found = await repo.get_many(sorted(by_message), lock=True)
+        logged: list[dict[str, Any]] = []
+        saved: list[tuple[str, Snapshot, datetime | None]] = []
+        for message_id in sorted(by_message):
+            message = found.get(message_id)
+            if message is None:
+                raise MessageNotFound(f"no message {message_id!r}")
+            _, rows, save = await _advance(session, repo, message, by_message[message_id], now)
+            logged += rows
+            saved.append(save)
+        await repo.append_events(logged)
+        await repo.save_states(saved)
 
     @staticmethod
     async def _log(
@@ -525,15 +561,57 @@ class MessageService:
         webhook_repo = WebhookRepository(session)
         await webhook_repo.hold_provider_id(sender_id, provider_id)
         await MessageRepository(session).add_ref(sender_id, provider_id, message_id, attempt)
-        await self.apply(session, message_id, event, source="send", now=now)
-        for early in await webhook_repo.statuses_of(sender_id, provider_id):
-            report = status_report(early, attempt, channel)
-            await self.apply(session, message_id, report, source="whatsapp", now=now)
+        early = await webhook_repo.statuses_of(sender_id, provider_id)
+        # The send, then the early statuses, applied in turn in one read and write.
+        events: list[tuple[Event, str]] = [(event, "send")]
+        events += [(status_report(s, attempt, channel), "whatsapp") for s in early]
+        await self._apply_in_turn(session, message_id, events, now=now)
 
     async def for_provider_id(
         self, session: AsyncSession, sender_id: str, provider_id: str
     ) -> tuple[str, int] | None:
         return await MessageRepository(session).ref(sender_id, provider_id)
+
+    async def for_provider_ids(
+        self, session: AsyncSession, keys: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[str, int]]:
+        """`for_provider_id` for several (sender id, provider id) keys, in one query."""
+        return await MessageRepository(session).refs(keys)
+
+
+async def _advance(
+    session: AsyncSession,
+    repo: MessageRepository,
+    message: Message,
+    events: Sequence[tuple[Event, str]],
+    now: datetime,
+) -> tuple[MessageState, list[dict[str, Any]], tuple[str, Snapshot, datetime | None]]:
+    """Run a held message's (event, source) pairs through the state machine and carry
+    out their effects: (the state after them, their log rows, the snapshot to save).
+    The caller writes the rows and the snapshot."""
+    state, last = await _snapshot(repo, message)
+    changed = False
+    rows: list[dict[str, Any]] = []
+    for event, source in events:
+        after, effects, entry = transition(state, event)
+        # The row lock (PostgreSQL) or the write lock (SQLite) makes last + 1 the next seq.
+        last += 1
+        rows.append(
+            {
+                "message_id": message.id,
+                "seq": last,
+                "at": event.at,
+                "recorded_at": now,
+                "source": source,
+                "event": event_to_json(event),
+                "applied": entry.applied,
+                "note": str(entry.reason) if entry.reason else None,
+            }
+        )
+        await _carry_out(session, message, after, effects, now)
+        changed = changed or after.status != state.status or entry.applied
+        state = after
+    return state, rows, (message.id, Snapshot(state=state, seq=last), now if changed else None)
 
 
 async def _carry_out(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import logging
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -138,25 +139,11 @@ class WebhookService:
                     media_link=None,
                     now=now,
                 )
-        for status in batch.statuses:
-            target = by_number.get(status.phone_number_id, found)
-            await repo.hold_provider_id(target.id, status.provider_id)  # see messages.sent
-            new = await repo.add_status(
-                {
-                    "id": new_id("pst"),
-                    "sender_id": target.id,
-                    "provider_id": status.provider_id,
-                    "status": status.status,
-                    "recipient": status.recipient_wa_id,
-                    "at": status.at,
-                    "error_code": status.error_code,
-                    "error_title": status.error_title,
-                    "error_details": status.error_details,
-                    "received_at": now,
-                }
-            )
-            if new:
-                await _apply_status(session, target, status, now)
+        await _apply_statuses(
+            session,
+            [(by_number.get(s.phone_number_id, found), s) for s in batch.statuses],
+            now,
+        )
 
     async def record_inbound_media(
         self,
@@ -203,18 +190,51 @@ class WebhookService:
         return await WebhookRepository(session).inbound_page(account.id, limit=limit, before=before)
 
 
-async def _apply_status(
-    session: AsyncSession, sender: Sender, status: StatusUpdate, now: datetime
+async def _apply_statuses(
+    session: AsyncSession, statuses: list[tuple[Sender, StatusUpdate]], now: datetime
 ) -> None:
-    """A status of one of our sends moves its message (through the state machine)."""
-    ref = await messages.for_provider_id(session, sender.id, status.provider_id)
-    if ref is None:
-        # Not a message wafile sent, or its send has not committed yet: then
-        # `messages.sent` applies it from the stored statuses.
+    """Record the statuses of one body and move their messages, with a few statements
+    for the whole body (Meta batches statuses): as if each were applied alone, in body
+    order, and each (wamid, status) once, whether repeated in this body or known."""
+    if not statuses:
         return
-    message_id, attempt = ref
-    event = status_report(status, attempt)
-    await messages.apply(session, message_id, event, source="whatsapp", now=now)
+    repo = WebhookRepository(session)
+    # Held until commit, every one before anything is written (see messages.sent).
+    await repo.hold_provider_ids({(sender.id, s.provider_id) for sender, s in statuses})
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for sender, status in statuses:
+        key = (sender.id, status.provider_id, status.status)
+        rows.setdefault(
+            key,
+            {
+                "id": new_id("pst"),
+                "sender_id": sender.id,
+                "provider_id": status.provider_id,
+                "status": status.status,
+                "recipient": status.recipient_wa_id,
+                "at": status.at,
+                "error_code": status.error_code,
+                "error_title": status.error_title,
+                "error_details": status.error_details,
+                "received_at": now,
+            },
+        )
+    new = await repo.add_statuses(list(rows.values()))
+    fresh: list[tuple[str, StatusUpdate]] = []
+    for sender, status in statuses:
+        key = (sender.id, status.provider_id, status.status)
+        if key in new:
+            new.discard(key)  # a repeat later in the body is not new
+            fresh.append((sender.id, status))
+    # Not a message wafile sent, or its send has not committed yet: then
+    # `messages.sent` applies it from the stored statuses.
+    refs = await messages.for_provider_ids(session, {(s, st.provider_id) for s, st in fresh})
+    events = [
+        (ref[0], status_report(status, ref[1]))
+        for sender_id, status in fresh
+        if (ref := refs.get((sender_id, status.provider_id))) is not None
+    ]
+    await messages.apply_many(session, events, source="whatsapp", now=now)
 
 
 def business_number(sender: Sender) -> str:

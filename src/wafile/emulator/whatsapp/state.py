@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -52,6 +53,7 @@ from wafile.emulator.whatsapp.records import Inbound, Media, Outbound, b64_sha25
 from wafile.emulator.whatsapp.webhooks import (
     USER_AGENT,
     Delivery,
+    StatusBatch,
     WebhookLog,
     envelope,
     post_with_retries,
@@ -153,6 +155,7 @@ class WhatsAppEmulator:
         self._throughput: dict[str, deque[float]] = {}
         self._pairs: dict[tuple[str, str], tuple[float, float]] = {}
         self._throttled: dict[str, int] = {}
+        self._batches: dict[str, StatusBatch] = {}  # phone_number_id -> the open batch
         self.log.clear()
         started = self._now()
         for phone in self._world.phones:
@@ -561,8 +564,49 @@ class WhatsAppEmulator:
             body["biz_opaque_callback_data"] = msg.biz_opaque_callback_data
         msg.statuses.append(record)
         current = self._world.number(number.phone_number_id) or number
+        if self.settings.webhook_batch_max > 1:
+            await self._batched(current, msg.id, status, body)
+            return
         payload = envelope(current, {"statuses": [body]})
-        await self._post(current, "status", msg.id, status, payload)
+        await self._post(current, "status", msg.id, status, payload, ((msg.id, status),))
+
+    async def _batched(
+        self, number: BusinessNumber, message_id: str, status: str, body: dict[str, Any]
+    ) -> None:
+        """Join the number's open batch (opening one if none) and wait until it is posted."""
+        batch = self._batches.get(number.phone_number_id)
+        if batch is None:
+            batch = StatusBatch(number=number, done=asyncio.get_running_loop().create_future())
+            self._batches[number.phone_number_id] = batch
+            self._spawn(self._post_batch(batch))
+        batch.items.append((message_id, status, body))
+        if len(batch.items) >= self.settings.webhook_batch_max:
+            self._close_batch(batch)
+        # Shielded: one waiter cancelled must not cancel the batch the others wait on.
+        await asyncio.shield(batch.done)
+
+    def _close_batch(self, batch: StatusBatch) -> None:
+        """No more statuses join this batch; the next one opens a new batch."""
+        if self._batches.get(batch.number.phone_number_id) is batch:
+            del self._batches[batch.number.phone_number_id]
+        batch.full.set()
+
+    async def _post_batch(self, batch: StatusBatch) -> None:
+        """Wait up to `webhook_batch_wait` for the batch to fill, then post it as one
+        envelope holding all its statuses, retried as a unit."""
+        try:
+            with contextlib.suppress(TimeoutError):  # the wait is over: post what came
+                await asyncio.wait_for(batch.full.wait(), self.settings.webhook_batch_wait)
+            self._close_batch(batch)
+            number = self._world.number(batch.number.phone_number_id) or batch.number
+            payload = envelope(number, {"statuses": [body for _, _, body in batch.items]})
+            pairs = tuple((message_id, status) for message_id, status, _ in batch.items)
+            only = pairs[0] if len(pairs) == 1 else (None, None)
+            await self._post(number, "status", only[0], only[1], payload, pairs)
+        except BaseException:
+            batch.done.cancel()
+            raise
+        batch.done.set_result(None)
 
     def _pricing(self, msg: Outbound, now: float, *, first: bool) -> dict[str, Any]:
         category = (msg.template_category or "UTILITY").lower() if msg.template else "service"
@@ -589,12 +633,18 @@ class WhatsAppEmulator:
         self,
         number: BusinessNumber,
         kind: str,
-        message_id: str,
+        message_id: str | None,
         status: str | None,
         payload: dict[str, Any],
+        statuses: tuple[tuple[str, str], ...] = (),
     ) -> Delivery:
         entry = self.log.add(
-            number=number, kind=kind, message_id=message_id, status=status, payload=payload
+            number=number,
+            kind=kind,
+            message_id=message_id,
+            status=status,
+            payload=payload,
+            statuses=statuses,
         )
         try:
             await post_with_retries(self._http(), entry, lambda: self.timing, self._now)
@@ -884,11 +934,7 @@ class WhatsAppEmulator:
         unknown = sorted(set(filters) - set(fields))
         if unknown:
             raise WorldError(f"{unknown[0]}: unknown filter (allowed: {', '.join(fields)})")
-        return [
-            entry
-            for entry in self.log
-            if all(str(getattr(entry, k)) == v for k, v in filters.items())
-        ]
+        return [entry for entry in self.log if entry.matches(filters)]
 
 
 def _expired_url() -> GraphError:

@@ -7,7 +7,7 @@ import asyncio
 import json
 import secrets
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -20,6 +20,7 @@ __all__ = [
     "USER_AGENT",
     "Attempt",
     "Delivery",
+    "StatusBatch",
     "WebhookLog",
     "encode_body",
     "envelope",
@@ -75,12 +76,15 @@ class Attempt:
 
 @dataclass(kw_only=True, slots=True)
 class Delivery:
-    """One webhook: what was (or is being) posted where, and how each attempt went."""
+    """One webhook: what was (or is being) posted where, and how each attempt went.
+
+    A status webhook carries one status or, batched, several: `statuses` lists each
+    (message id, status); `message_id` and `status` name the only one, or are None."""
 
     id: int
     kind: str  # "status" or "message"
     phone_number_id: str
-    message_id: str
+    message_id: str | None
     status: str | None  # sent/delivered/read/failed for status webhooks
     url: str | None
     body: bytes
@@ -88,6 +92,19 @@ class Delivery:
     attempts: list[Attempt] = field(default_factory=list)
     # pending -> delivered | gave_up; no_webhook_url when the number has none; cancelled
     outcome: str = "pending"
+    statuses: tuple[tuple[str, str], ...] = ()
+
+    def matches(self, filters: Mapping[str, str]) -> bool:
+        """Whether the log filters select this entry; `message_id` and `status` select a
+        batched one when one of its statuses has both."""
+        plain = {k: v for k, v in filters.items() if k not in {"message_id", "status"}}
+        if not all(str(getattr(self, k)) == v for k, v in plain.items()):
+            return False
+        pairs = self.statuses or ((str(self.message_id), str(self.status)),)
+        wanted_id, wanted_status = filters.get("message_id"), filters.get("status")
+        return any(
+            wanted_id in (None, mid) and wanted_status in (None, status) for mid, status in pairs
+        )
 
     def to_json(self) -> dict[str, Any]:
         last = self.attempts[-1] if self.attempts else None
@@ -97,6 +114,7 @@ class Delivery:
             "phone_number_id": self.phone_number_id,
             "message_id": self.message_id,
             "status": self.status,
+            "statuses": [{"message_id": m, "status": s} for m, s in self.statuses],
             "url": self.url,
             "body": json.loads(self.body),
             "raw_body": self.body.decode("ascii"),
@@ -107,6 +125,19 @@ class Delivery:
             "response_status": last.status_code if last else None,
             "outcome": self.outcome,
         }
+
+
+@dataclass(kw_only=True, slots=True)
+class StatusBatch:
+    """Statuses for one number's webhook URL waiting to be posted together (Meta batches
+    them): each is (message id, status, status object). `full` ends the wait early;
+    `done` resolves once the POST is over (retries included), so each message's next
+    status still waits for this one."""
+
+    number: BusinessNumber
+    done: asyncio.Future[None]
+    items: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    full: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class WebhookLog:
@@ -121,9 +152,10 @@ class WebhookLog:
         *,
         number: BusinessNumber,
         kind: str,
-        message_id: str,
+        message_id: str | None,
         status: str | None,
         payload: dict[str, Any],
+        statuses: tuple[tuple[str, str], ...] = (),
     ) -> Delivery:
         body = encode_body(payload)
         entry = Delivery(
@@ -136,6 +168,7 @@ class WebhookLog:
             body=body,
             signature=hub_signature(number.app_secret, body),
             outcome="pending" if number.webhook_url else "no_webhook_url",
+            statuses=statuses,
         )
         self._next_id += 1
         self._entries.append(entry)

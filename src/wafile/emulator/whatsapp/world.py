@@ -102,6 +102,9 @@ class Settings:
     pair_interval: float = 6.0  # seconds per message to one user, once the burst is spent
     pair_burst: int = 45  # messages to one user tolerated back to back
     extra_document_types: tuple[str, ...] = ()  # MIME types accepted as documents beyond Meta's
+    # Status webhooks per POST to one number's URL, as Meta batches them; 1 = one each.
+    webhook_batch_max: int = 1
+    webhook_batch_wait: float = 0.2  # seconds a batch waits for more before it is posted
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -368,7 +371,14 @@ def _components(value: object, where: str) -> tuple[str | None, int, int]:
     return header, header_params, body_params
 
 
-SETTINGS_FIELDS: Final = ("pair_rate_limit", "pair_interval", "pair_burst", "extra_document_types")
+SETTINGS_FIELDS: Final = (
+    "pair_rate_limit",
+    "pair_interval",
+    "pair_burst",
+    "extra_document_types",
+    "webhook_batch_max",
+    "webhook_batch_wait",
+)
 
 
 def parse_settings(data: object, where: str = "settings", base: Settings | None = None) -> Settings:
@@ -380,6 +390,8 @@ def parse_settings(data: object, where: str = "settings", base: Settings | None 
         pair_interval=f.get("pair_interval", _positive_seconds, start.pair_interval),
         pair_burst=f.get("pair_burst", _positive_int, start.pair_burst),
         extra_document_types=f.get("extra_document_types", _mime_list, start.extra_document_types),
+        webhook_batch_max=f.get("webhook_batch_max", _positive_int, start.webhook_batch_max),
+        webhook_batch_wait=f.get("webhook_batch_wait", _seconds, start.webhook_batch_wait),
     )
 
 
@@ -504,6 +516,8 @@ def settings_document(s: Settings) -> dict[str, Any]:
         "pair_interval": s.pair_interval,
         "pair_burst": s.pair_burst,
         "extra_document_types": list(s.extra_document_types),
+        "webhook_batch_max": s.webhook_batch_max,
+        "webhook_batch_wait": s.webhook_batch_wait,
     }
 
 
