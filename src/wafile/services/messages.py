@@ -380,10 +380,7 @@ class MessageService:
         message = await repo.get(message_id, lock=True)
         if message is None:
             raise MessageNotFound(f"no message {message_id!r}")
-        after, logged, saved = await _advance(session, repo, message, events, now)
-        await repo.append_events(logged)
-        await repo.save_states([saved])
-        return after
+        return await _apply_held(session, repo, message, events, now)
 
     async def apply_many(
         self,
@@ -558,14 +555,21 @@ class MessageService:
         once); it found no id to match and was only stored. Both sides hold the provider
         id until they commit, so such early statuses are found and applied here.
         """
-        webhook_repo = WebhookRepository(session)
+        webhook_repo, repo = WebhookRepository(session), MessageRepository(session)
         await webhook_repo.hold_provider_id(sender_id, provider_id)
-        await MessageRepository(session).add_ref(sender_id, provider_id, message_id, attempt)
+        # The message's row lock before any row that refers to it: inserting the ref
+        # takes a key-share lock on the message, and two sends of one message recorded
+        # at once (a late WhatsApp send and its SMS fallback), each holding that and
+        # then asking for the row lock, deadlocked; the loser's retry sent again.
+        message = await repo.get(message_id, lock=True)
+        if message is None:
+            raise MessageNotFound(f"no message {message_id!r}")
+        await repo.add_ref(sender_id, provider_id, message_id, attempt)
         early = await webhook_repo.statuses_of(sender_id, provider_id)
         # The send, then the early statuses, applied in turn in one read and write.
         events: list[tuple[Event, str]] = [(event, "send")]
         events += [(status_report(s, attempt, channel), "whatsapp") for s in early]
-        await self._apply_in_turn(session, message_id, events, now=now)
+        await _apply_held(session, repo, message, events, now)
 
     async def for_provider_id(
         self, session: AsyncSession, sender_id: str, provider_id: str
@@ -577,6 +581,21 @@ class MessageService:
     ) -> dict[tuple[str, str], tuple[str, int]]:
         """`for_provider_id` for several (sender id, provider id) keys, in one query."""
         return await MessageRepository(session).refs(keys)
+
+
+async def _apply_held(
+    session: AsyncSession,
+    repo: MessageRepository,
+    message: Message,
+    events: Sequence[tuple[Event, str]],
+    now: datetime,
+) -> MessageState:
+    """Apply (event, source) pairs to a message this transaction holds: log, effects,
+    snapshot."""
+    after, logged, saved = await _advance(session, repo, message, events, now)
+    await repo.append_events(logged)
+    await repo.save_states([saved])
+    return after
 
 
 async def _advance(
