@@ -51,7 +51,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bench.e2e import PDF, accept_all, add_sender, fresh_database, open_window, start_emulator
+from bench.e2e import (
+    PDF,
+    accept_all,
+    add_batch_options,
+    add_sender,
+    check_batch_options,
+    client_limits,
+    fresh_database,
+    open_window,
+    start_emulator,
+)
 from bench.server import cpu_seconds, prepare, serve, wait_until_up, worker
 from tests.support import free_port
 
@@ -160,7 +170,7 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path) -> str:
     try:
         # Idle connections are dropped before uvicorn's 5 s keep-alive closes them: a
         # POST sent on one the server is closing fails with ReadError, ending the run.
-        limits = httpx.Limits(max_connections=args.concurrency, keepalive_expiry=1.0)
+        limits = client_limits(args, keepalive_expiry=1.0)
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}",
             timeout=60,
@@ -168,7 +178,12 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path) -> str:
             headers={"Authorization": f"Bearer {key}"},
         ) as http:
             emulator_url = f"http://127.0.0.1:{emulator_port}"
-            procs.append(start_emulator(tmp, emulator_port, await add_sender(http, emulator_url)))
+            webhook_url = await add_sender(http, emulator_url)
+            procs.append(
+                start_emulator(
+                    tmp, emulator_port, webhook_url, args.webhook_batch, args.webhook_batch_wait
+                )
+            )
             for _ in range(args.worker_processes):
                 procs.append(
                     worker(
@@ -300,6 +315,7 @@ def main() -> None:
     parser.add_argument(
         "--worker-processes", type=int, default=0, help="0: the worker embedded in serve"
     )
+    add_batch_options(parser)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--database-url", default="", help="PostgreSQL server (default SQLite)")
     parser.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)
@@ -313,6 +329,7 @@ def main() -> None:
         parser.error("worker processes need PostgreSQL (--database-url)")
     if args.rate <= 0:
         parser.error("--rate must be above 0")
+    check_batch_options(parser, args)
     with tempfile.TemporaryDirectory() as tmp, fresh_database(args.database_url, Path(tmp)) as url:
         print(asyncio.run(main_async(args, url, Path(tmp))))
 

@@ -49,6 +49,7 @@ from wafile.core.senders import MAX_MPS
 from wafile.db.engine import create_engine
 
 PHONE = "12015550101"
+OPEN_LOOP_CONNECTIONS = 1000  # client connections at most, at a fixed --rate
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n%" + b"b" * 20_000 + b"\ntrailer<<>>\n%%EOF\n"
 # The business number, as the sender wafile is given and as the emulator knows it.
 NUMBER = {
@@ -84,8 +85,38 @@ async def open_window(http: httpx.AsyncClient, emulator_url: str) -> None:
     raise SystemExit("the 24-hour window never opened")
 
 
+def add_batch_options(parser: argparse.ArgumentParser) -> None:
+    """`--webhook-batch` and `--webhook-batch-wait` (the emulator's status batching)."""
+    parser.add_argument(
+        "--webhook-batch",
+        type=int,
+        default=1,
+        help="most statuses per webhook POST, as Meta batches them (1: one each)",
+    )
+    parser.add_argument(
+        "--webhook-batch-wait",
+        type=float,
+        default=0.2,
+        help="seconds a webhook batch waits to fill before it is posted",
+    )
+
+
+def check_batch_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.webhook_batch < 1 or args.webhook_batch_wait < 0:
+        parser.error("--webhook-batch must be >= 1 and --webhook-batch-wait >= 0")
+
+
+def client_limits(args: argparse.Namespace, **extra: float) -> httpx.Limits:
+    """Closed loop: `--concurrency` connections. Open loop (`--rate`): enough that every
+    request leaves on schedule; queued in httpx's pool instead, thousands of requests
+    made the load generator itself CPU-bound (its queue scans are quadratic) and its
+    clock ran before the request left, so the server was blamed for the client."""
+    connections = args.concurrency if not args.rate else OPEN_LOOP_CONNECTIONS
+    return httpx.Limits(max_connections=connections, **extra)
+
+
 def start_emulator(
-    tmp: Path, port: int, webhook_url: str, batch: int, batch_wait: float
+    tmp: Path, port: int, webhook_url: str, batch: int = 1, batch_wait: float = 0.2
 ) -> subprocess.Popen[bytes]:
     """`wafile emulator whatsapp` (Meta is another machine): no throttling, one phone with
     the window open that reports delivered 0.5 s after a send, and never read; up to
@@ -186,7 +217,7 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path, bare: float)
     ]
     try:
         base = f"http://127.0.0.1:{port}"
-        limits = httpx.Limits(max_connections=args.concurrency)
+        limits = client_limits(args)
         async with httpx.AsyncClient(
             base_url=base, timeout=60, limits=limits, headers={"Authorization": f"Bearer {key}"}
         ) as http:
@@ -262,24 +293,12 @@ def main() -> None:
     parser.add_argument(
         "--worker-processes", type=int, default=0, help="0: the worker embedded in serve"
     )
-    parser.add_argument(
-        "--webhook-batch",
-        type=int,
-        default=1,
-        help="most statuses per webhook POST, as Meta batches them (1: one each)",
-    )
-    parser.add_argument(
-        "--webhook-batch-wait",
-        type=float,
-        default=0.2,
-        help="seconds a webhook batch waits to fill before it is posted",
-    )
+    add_batch_options(parser)
     parser.add_argument("--ceiling-requests", type=int, default=2000)
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--database-url", default="", help="PostgreSQL server (default SQLite)")
     args = parser.parse_args()
-    if args.webhook_batch < 1 or args.webhook_batch_wait < 0:
-        parser.error("--webhook-batch must be >= 1 and --webhook-batch-wait >= 0")
+    check_batch_options(parser, args)
     if args.worker_processes and not args.database_url:
         parser.error("worker processes need PostgreSQL (--database-url)")
     with tempfile.TemporaryDirectory() as tmp, fresh_database(args.database_url, Path(tmp)) as url:
