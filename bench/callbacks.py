@@ -170,7 +170,7 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path) -> str:
     try:
         # Idle connections are dropped before uvicorn's 5 s keep-alive closes them: a
         # POST sent on one the server is closing fails with ReadError, ending the run.
-        limits = client_limits(args, keepalive_expiry=1.0)
+        limits = client_limits(args)
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}",
             timeout=60,

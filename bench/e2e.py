@@ -112,7 +112,9 @@ def client_limits(args: argparse.Namespace, **extra: float) -> httpx.Limits:
     made the load generator itself CPU-bound (its queue scans are quadratic) and its
     clock ran before the request left, so the server was blamed for the client."""
     connections = args.concurrency if not args.rate else OPEN_LOOP_CONNECTIONS
-    return httpx.Limits(max_connections=connections, **extra)
+    # Idle connections close before uvicorn's 5 s keep-alive would close them under a
+    # request being sent (seen as httpx.ReadError in open-loop runs).
+    return httpx.Limits(max_connections=connections, **{"keepalive_expiry": 1.0, **extra})
 
 
 def start_emulator(
