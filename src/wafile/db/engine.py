@@ -111,13 +111,17 @@ async def reading(
     (autocommit), which saves the BEGIN and COMMIT round trips of a transaction; a
     write in it commits at once. On SQLite a transaction as usual: SQLAlchemy's
     autocommit switch there would hand transaction control back to the driver."""
+    engine: AsyncEngine = sessions.kw["bind"]
     with database_errors():
-        async with sessions() as session:
-            if session.get_bind().dialect.name != "postgresql":
-                async with session.begin():
-                    yield session
-                return
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        if engine.dialect.name != "postgresql":
+            async with sessions() as session, session.begin():
+                yield session
+            return
+        # The same pool, checked out in autocommit (and reset on return). The session
+        # still connects only on its first statement: a request refused before it
+        # reads anything (a malformed key) never needs the database.
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        async with sessions(bind=autocommit) as session:
             yield session
 
 
