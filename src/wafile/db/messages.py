@@ -182,24 +182,10 @@ class MessageRepository:
             update(MessageRow).where(MessageRow.id == message_id).values(idempotency_key=None)
         )
 
-    async def save_state(
-        self, message_id: str, snapshot: Snapshot, *, changed_at: datetime | None
-    ) -> None:
-        """Keep the state after an event (its snapshot and status); `changed_at` moves
-        `updated_at` (None: the event changed nothing a reader sees)."""
-        values: dict[str, Any] = {
-            "state": snapshot_to_json(snapshot),
-            "status": str(snapshot.state.status),
-        }
-        if changed_at is not None:
-            values["updated_at"] = changed_at
-        await self._session.execute(
-            update(MessageRow).where(MessageRow.id == message_id).values(**values)
-        )
-
     async def save_states(self, saves: list[tuple[str, Snapshot, datetime | None]]) -> None:
-        """`save_state` for several messages, (id, snapshot, changed_at) each, in one
-        executemany statement."""
+        """Keep the state after an event of several messages, (id, snapshot,
+        changed_at) each, in one executemany statement; `changed_at` moves `updated_at`
+        (None: the event changed nothing a reader sees)."""
         table = cast(Table, MessageRow.__table__)
         stmt = (
             update(table)
@@ -262,37 +248,11 @@ class MessageRepository:
             )
         return logs
 
-    async def append_event(
-        self,
-        message_id: str,
-        *,
-        at: datetime,
-        recorded_at: datetime,
-        source: str,
-        event: dict[str, Any],
-        applied: bool,
-        note: str | None,
-        seq: int,
-    ) -> None:
-        """Append as number `seq` (the caller holds the message: the lock, or SQLite's
-        write lock); (message_id, seq) is unique, so a wrong number fails, never forks."""
-        self._session.add(
-            MessageEventRow(
-                message_id=message_id,
-                seq=seq,
-                at=at,
-                recorded_at=recorded_at,
-                source=source,
-                event=event,
-                applied=applied,
-                note=note,
-            )
-        )
-        await self._session.flush()
-
     async def append_events(self, events: list[dict[str, Any]]) -> None:
-        """`append_event` for several events (each a dict of its arguments and
-        `message_id`), in one statement; the same uniqueness guards the numbers."""
+        """Append events (rows: message_id, seq, at, recorded_at, source, event,
+        applied, note) in one statement. The caller holds each message (its row lock,
+        or SQLite's write lock), so its next seq is the last + 1; (message_id, seq) is
+        unique, so a wrong number fails, never forks."""
         await self._session.execute(insert(MessageEventRow), events)
 
     async def add_ref(

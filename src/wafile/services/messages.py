@@ -365,22 +365,11 @@ class MessageService:
         self, session: AsyncSession, message_id: str, event: Event, *, source: str, now: datetime
     ) -> MessageState:
         """Apply one event: log it, carry out its effects, keep the status column current."""
-        return await self._apply_in_turn(session, message_id, [(event, source)], now=now)
-
-    async def _apply_in_turn(
-        self,
-        session: AsyncSession,
-        message_id: str,
-        events: Sequence[tuple[Event, str]],
-        *,
-        now: datetime,
-    ) -> MessageState:
-        """`apply` for several (event, source) of one message, in that order."""
         repo = MessageRepository(session)
         message = await repo.get(message_id, lock=True)
         if message is None:
             raise MessageNotFound(f"no message {message_id!r}")
-        return await _apply_held(session, repo, message, events, now)
+        return await _apply_held(session, repo, message, [(event, source)], now)
 
     async def apply_many(
         self,
@@ -424,19 +413,9 @@ class MessageService:
         now: datetime,
         seq: int,
     ) -> StoredEvent:
-        doc = event_to_json(event)
-        note = str(entry.reason) if entry.reason else None
-        await repo.append_event(
-            message_id,
-            at=event.at,
-            recorded_at=now,
-            source=source,
-            event=doc,
-            applied=entry.applied,
-            note=note,
-            seq=seq,
-        )
-        return (seq, now, source, doc, entry.applied, note)
+        row = _event_row(message_id, seq, event, entry, source=source, now=now)
+        await repo.append_events([row])
+        return (seq, now, source, row["event"], entry.applied, row["note"])
 
     async def page(
         self,
@@ -583,6 +562,22 @@ class MessageService:
         return await MessageRepository(session).refs(keys)
 
 
+def _event_row(
+    message_id: str, seq: int, event: Event, entry: LogEntry, *, source: str, now: datetime
+) -> dict[str, Any]:
+    """The event log row of one event (MessageRepository.append_events)."""
+    return {
+        "message_id": message_id,
+        "seq": seq,
+        "at": event.at,
+        "recorded_at": now,
+        "source": source,
+        "event": event_to_json(event),
+        "applied": entry.applied,
+        "note": str(entry.reason) if entry.reason else None,
+    }
+
+
 async def _apply_held(
     session: AsyncSession,
     repo: MessageRepository,
@@ -615,18 +610,7 @@ async def _advance(
         after, effects, entry = transition(state, event)
         # The row lock (PostgreSQL) or the write lock (SQLite) makes last + 1 the next seq.
         last += 1
-        rows.append(
-            {
-                "message_id": message.id,
-                "seq": last,
-                "at": event.at,
-                "recorded_at": now,
-                "source": source,
-                "event": event_to_json(event),
-                "applied": entry.applied,
-                "note": str(entry.reason) if entry.reason else None,
-            }
-        )
+        rows.append(_event_row(message.id, last, event, entry, source=source, now=now))
         await _carry_out(session, message, after, effects, now)
         changed = changed or after.status != state.status or entry.applied
         state = after
