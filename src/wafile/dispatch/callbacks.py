@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from wafile.core.callbacks import DeliveryAttempt
 from wafile.core.jobs import Job
 from wafile.crypto import Sealer
-from wafile.db.engine import transaction
+from wafile.db.engine import reading
 from wafile.db.jobs import JobRepository
 from wafile.dispatch.jobs import JobContext, RetryLater
 from wafile.services.callbacks import CALLBACK_KIND, ORDER_WAIT, Prepared, callbacks, job_payload
@@ -52,7 +52,9 @@ async def deliver_callback(job: Job, ctx: JobContext) -> None:
     manual = bool(job.payload.get("manual", False))
     step = int(job.payload.get("step", 1))
     settings = ctx.deps.settings
-    async with transaction(ctx.deps.sessions) as session:
+    # Reads (and, at an account's first callback_url delivery, an insert-or-keep of its
+    # secret): no transaction needed, which on PostgreSQL saves a BEGIN and a COMMIT.
+    async with reading(ctx.deps.sessions) as session:
         prepared = await callbacks.prepare(
             session,
             _sealer(settings.secret_key),
@@ -74,22 +76,17 @@ async def deliver_callback(job: Job, ctx: JobContext) -> None:
         if attempt.error is not None and one.refused is None and not manual:
             break  # retried later: the events after it must not overtake it
     rest = [one.delivery.id for one in prepared[len(attempts) :]]
-    for one, attempt in attempts:
-        _, next_at = await callbacks.record(
-            ctx.session,
-            prepared=one,
-            attempt=attempt,
-            step=step,
-            # The vendor's schedule for a vendor format that has one, else wafile's.
-            schedule=(
-                one.retry_schedule
-                if one.retry_schedule is not None
-                else settings.callback_retry_schedule
-            ),
-            failing_after=timedelta(seconds=settings.callback_failing_after_seconds),
-            rand=_jitter.random(),
-            now=ctx.deps.clock.now(),
-        )
+    recorded = await callbacks.record(
+        ctx.session,
+        attempts=attempts,
+        step=step,
+        # A vendor format's own schedule wins over this (Prepared.retry_schedule).
+        schedule=settings.callback_retry_schedule,
+        failing_after=timedelta(seconds=settings.callback_failing_after_seconds),
+        rand=_jitter.random,
+        now=ctx.deps.clock.now(),
+    )
+    next_at = recorded[-1][1] if recorded else None
     if rest:
         # Not tried: after the failed one's next attempt (or now, should it have none),
         # in a job of their own that checks the order again.

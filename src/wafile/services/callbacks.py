@@ -659,71 +659,91 @@ class CallbackService:
         self,
         session: AsyncSession,
         *,
-        prepared: Prepared,
-        attempt: DeliveryAttempt,
+        attempts: Sequence[tuple[Prepared, DeliveryAttempt]],
         step: int,
         schedule: Sequence[float],
         failing_after: timedelta,
-        rand: float,
+        rand: Callable[[], float],
         now: datetime,
-    ) -> tuple[DeliveryStatus, datetime | None]:
-        """Log one attempt; schedule the next one, or settle the delivery. Its status,
-        and when its next attempt is due (None: none is scheduled)."""
+    ) -> list[tuple[DeliveryStatus, datetime | None]]:
+        """Log a job's attempts (in the order made); schedule each failed delivery's
+        next attempt, or settle it. Per attempt: the delivery's status, and when its
+        next attempt is due (None: none is scheduled).
+
+        `schedule` is for the deliveries whose format has none of its own. The
+        successes are counted in one statement and every attempt is logged in one
+        more, however many events the job sent: the statements are most of what a
+        callback costs."""
         repo = CallbackRepository(session)
-        delivery = prepared.delivery
-        delivered = attempt.error is None
-        final_failure = False
-        values: dict[str, object] = {}
-        next_at: datetime | None = None
-        if delivered:
-            values = {
-                "status": str(DeliveryStatus.DELIVERED),
-                "delivered_at": attempt.requested_at,
-                "next_attempt_at": None,
-            }
-        elif not attempt.manual:
-            delay = None if prepared.refused else retry_delay(step, schedule, rand)
-            if delay is None:
-                final_failure = True
-                values = {"status": str(DeliveryStatus.FAILED), "next_attempt_at": None}
+        counted = await repo.count_delivered(
+            [(p.delivery.id, a) for p, a in attempts if a.error is None]
+        )
+        results: list[tuple[DeliveryStatus, datetime | None]] = []
+        logged: list[tuple[str, DeliveryAttempt]] = []
+        for prepared, attempt in attempts:
+            delivery = prepared.delivery
+            final_failure = False
+            next_at: datetime | None = None
+            if attempt.error is None:
+                found = counted.get(delivery.id)
+                if found is None:
+                    results.append((delivery.status, None))  # deleted while the request ran
+                    continue
+                number, status = found
             else:
-                next_at = now + delay
-                values = {"next_attempt_at": next_at}
-        # An automatic failure settles (or reschedules) the delivery only while it is
-        # pending: a manual redelivery may have got it through meanwhile.
-        only_if_pending = not delivered and not attempt.manual
-        recorded = await repo.record_attempt(
-            delivery.id, attempt, only_if_pending=only_if_pending, **values
-        )
-        if recorded is None:
-            return delivery.status, None  # deleted while the request ran
-        number, status, applied = recorded
-        if only_if_pending and not applied:
-            final_failure, next_at = False, None
-        if next_at is not None:
-            payload = job_payload([delivery.id], step=step + 1)
-            await _enqueue(JobRepository(session), payload, next_at, now)
-        numbered = replace(attempt, number=number)
-        if delivery.endpoint_id is not None and prepared.health:
-            await self._health(
-                repo,
-                delivery.endpoint_id,
-                numbered,
-                final_failure,
-                failing_after,
-                now,
-                known=prepared.endpoint,
+                values: dict[str, object] = {}
+                if not attempt.manual:
+                    own = prepared.retry_schedule
+                    delay = (
+                        None
+                        if prepared.refused
+                        else retry_delay(step, own if own is not None else schedule, rand())
+                    )
+                    if delay is None:
+                        final_failure = True
+                        values = {"status": str(DeliveryStatus.FAILED), "next_attempt_at": None}
+                    else:
+                        next_at = now + delay
+                        values = {"next_attempt_at": next_at}
+                # An automatic failure settles (or reschedules) the delivery only while
+                # it is pending: a manual redelivery may have got it through meanwhile.
+                only_if_pending = not attempt.manual
+                recorded = await repo.count_attempt(
+                    delivery.id, attempt, only_if_pending=only_if_pending, **values
+                )
+                if recorded is None:
+                    results.append((delivery.status, None))  # deleted while the request ran
+                    continue
+                number, status, applied = recorded
+                if only_if_pending and not applied:
+                    final_failure, next_at = False, None
+                if next_at is not None:
+                    payload = job_payload([delivery.id], step=step + 1)
+                    await _enqueue(JobRepository(session), payload, next_at, now)
+            numbered = replace(attempt, number=number)
+            logged.append((delivery.id, numbered))
+            if delivery.endpoint_id is not None and prepared.health:
+                await self._health(
+                    repo,
+                    delivery.endpoint_id,
+                    numbered,
+                    final_failure,
+                    failing_after,
+                    now,
+                    known=prepared.endpoint,
+                )
+            log.info(
+                "callback %s (%s, event %s) attempt %d%s: %s",
+                delivery.id,
+                delivery.event_type,
+                delivery.event_id,
+                number,
+                " (manual)" if attempt.manual else "",
+                "delivered" if attempt.error is None else f"{attempt.error}; now {status}",
             )
-        log.info(
-            "callback %s (%s, event %s) attempt %d%s: %s",
-            delivery.id,
-            delivery.event_type,
-            delivery.event_id,
-            number,
-            " (manual)" if attempt.manual else "",
-            "delivered" if delivered else f"{attempt.error}; now {status}",
-        )
-        return status, next_at
+            results.append((status, next_at))
+        await repo.log_attempts(logged)
+        return results
 
     async def _health(
         self,
