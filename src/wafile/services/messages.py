@@ -65,6 +65,7 @@ from wafile.errors import (
     ValidationFailed,
 )
 from wafile.ids import new_id
+from wafile.services.api_keys import api_keys
 from wafile.services.callbacks import callbacks
 from wafile.services.senders import senders
 
@@ -291,6 +292,7 @@ class MessageService:
         await AccountRepository(session).set_default_channels(
             account.id, list(channels) if channels is not None else None
         )
+        api_keys.forget_keys()  # a key read holds its account, default plan included
         return replace(account, default_channels=channels)
 
     async def _plan(self, session: AsyncSession, account: Account, request: NewMessage) -> Plan:
