@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -24,12 +25,21 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
+from wafile.core.media import Media
 from wafile.core.message import Message, Snapshot
 from wafile.core.message_codec import snapshot_from_json, snapshot_to_json
 from wafile.core.plan import Channel, Plan, PlanStep, make_plan, plan_from_json, plan_to_json
-from wafile.db.tables import AttemptRefRow, MessageEventRow, MessageRow, WhatsAppMediaRow
+from wafile.db.media import media_from_row
+from wafile.db.tables import (
+    AttemptRefRow,
+    ConversationWindowRow,
+    MediaRow,
+    MessageEventRow,
+    MessageRow,
+    WhatsAppMediaRow,
+)
 
-__all__ = ["DuplicateKey", "MessageRepository", "StoredEvent"]
+__all__ = ["DuplicateKey", "ForSend", "MessageRepository", "StoredEvent"]
 
 
 class DuplicateKey(Exception):
@@ -65,6 +75,21 @@ def _message(row: MessageRow) -> Message:
         callback_format=row.callback_format,
         snapshot=snapshot_from_json(plan, row.state) if row.state else None,
     )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ForSend:
+    """A message with what sending it needs, read at once (`MessageRepository.for_send`).
+
+    `last_inbound_at` and `uploaded` are about the message's own sender (the first
+    step's): the recipient's last message to it, and Meta's (media id, upload time) for
+    the file there. A later step with another sender must look its own up.
+    """
+
+    message: Message
+    media: Media | None
+    last_inbound_at: datetime | None
+    uploaded: tuple[str, datetime] | None
 
 
 def _whatsapp_only(sender_id: str) -> Plan:
@@ -123,6 +148,35 @@ class MessageRepository:
             stmt = stmt.with_for_update()
         row = await self._session.scalar(stmt)
         return _message(row) if row else None
+
+    async def for_send(self, message_id: str) -> ForSend | None:
+        """The message, its file, its window and its file's upload, in one query (a send
+        job's preparation read them one by one: four round trips per message)."""
+        m, media, window, upload = MessageRow, MediaRow, ConversationWindowRow, WhatsAppMediaRow
+        stmt = (
+            select(m, media, window.last_inbound_at, upload.media_id, upload.uploaded_at)
+            .outerjoin(media, media.id == m.media_id)
+            .outerjoin(
+                window,
+                and_(
+                    window.sender_id == m.sender_id,
+                    # core.phones.whatsapp_id in SQL: the E.164 number without its `+`.
+                    window.wa_id == func.ltrim(m.to_number, "+"),
+                ),
+            )
+            .outerjoin(upload, and_(upload.sender_id == m.sender_id, upload.sha256 == media.sha256))
+            .where(m.id == message_id)
+        )
+        row = (await self._session.execute(stmt)).one_or_none()
+        if row is None:
+            return None
+        message_row, media_row, last_inbound_at, upload_id, uploaded_at = row
+        return ForSend(
+            message=_message(message_row),
+            media=media_from_row(media_row) if media_row is not None else None,
+            last_inbound_at=last_inbound_at,
+            uploaded=(upload_id, uploaded_at) if upload_id is not None else None,
+        )
 
     async def get_many(self, message_ids: list[str], *, lock: bool = False) -> dict[str, Message]:
         """Several messages by id, in one query; `lock` holds them (PostgreSQL) in id

@@ -460,9 +460,10 @@ class MessageService:
         """What the send job needs; None when the attempt should not send any more;
         `PendingFetch` when a send by URL must fetch its file first."""
         repo = MessageRepository(session)
-        message = await repo.get(message_id)
-        if message is None:
+        found = await repo.for_send(message_id)
+        if found is None:
             return None
+        message = found.message
         if not should_send((await _snapshot(repo, message))[0], attempt):
             return None
         step = message.plan[attempt]
@@ -475,7 +476,7 @@ class MessageService:
                 provider=message.provider,
                 filename=message.filename or None,
             )
-        media = await MediaRepository(session).get(message.media_id, account_id=None)
+        media = found.media
         if media is None:
             raise MediaNotFound(f"the file of message {message_id} is gone (retention?)")
         if step.channel is Channel.SMS:
@@ -488,8 +489,15 @@ class MessageService:
         sender, secrets = await senders.with_secrets(
             session, sealer, step.sender_id or message.sender_id
         )
-        last = await WebhookRepository(session).last_inbound(sender.id, whatsapp_id(message.to))
-        uploaded = await repo.uploaded(sender.id, media.sha256, after=now - UPLOAD_REUSE)
+        reuse_after = now - UPLOAD_REUSE
+        if sender.id == message.sender_id:  # what `for_send` read is about this sender
+            last = found.last_inbound_at
+            uploaded = (
+                found.uploaded[0] if found.uploaded and found.uploaded[1] > reuse_after else None
+            )
+        else:
+            last = await WebhookRepository(session).last_inbound(sender.id, whatsapp_id(message.to))
+            uploaded = await repo.uploaded(sender.id, media.sha256, after=reuse_after)
         return SendPlan(
             message=message,
             sender=sender,
