@@ -309,15 +309,12 @@ class MessageRepository:
         unique, so a wrong number fails, never forks."""
         await self._session.execute(insert(MessageEventRow), events)
 
-    async def add_ref(
-        self, sender_id: str, provider_id: str, message_id: str, attempt: int
-    ) -> None:
-        self._session.add(
-            AttemptRefRow(
-                sender_id=sender_id, provider_id=provider_id, message_id=message_id, attempt=attempt
-            )
-        )
-        await self._session.flush()
+    async def add_refs(self, refs: list[tuple[str, str, str, int]]) -> None:
+        """Map provider ids to attempts, (sender id, provider id, message id, attempt)
+        each, in one statement."""
+        table = cast(Table, AttemptRefRow.__table__)
+        keys = ("sender_id", "provider_id", "message_id", "attempt")
+        await self._session.execute(insert(table), [dict(zip(keys, r, strict=True)) for r in refs])
 
     async def uploaded(self, sender_id: str, sha256: str, *, after: datetime) -> str | None:
         """Meta's media id for this content on this sender, if uploaded after `after`."""

@@ -35,6 +35,7 @@ from wafile.services.media import media
 from wafile.services.messages import (
     PendingFetch,
     SendPlan,
+    SentRecord,
     SmsSendPlan,
     content_refusal,
     messages,
@@ -118,15 +119,14 @@ async def send_job(job: Job, ctx: JobContext) -> None:
             now=ctx.now,
         )
     if provider_id is not None:
-        await messages.sent(
-            ctx.session,
+        record = SentRecord(
             message_id=message_id,
             attempt=attempt,
             sender_id=plan.sender.id,
             provider_id=provider_id,
             event=event,
-            now=ctx.now,
         )
+        await messages.sent(ctx.session, [record], now=ctx.now)
     else:
         log.info("message %s attempt %d not sent: %s", message_id, attempt, event)
         await messages.apply(ctx.session, message_id, event, source="send", now=ctx.now)
@@ -231,16 +231,15 @@ async def _sms_attempt(job: Job, ctx: JobContext, plan: SmsSendPlan, attempt: in
         event = SendSucceeded(
             at=ctx.deps.clock.now(), attempt=attempt, provider_id=sent.sid, segments=sent.segments
         )
-        await messages.sent(
-            ctx.session,
+        record = SentRecord(
             message_id=message.id,
             attempt=attempt,
             sender_id=plan.sender.id,
             provider_id=sent.sid,
             event=event,
-            now=ctx.now,
             channel=Channel.SMS,
         )
+        await messages.sent(ctx.session, [record], now=ctx.now)
         await sms_webhooks.schedule_poll(  # in case its status callbacks get lost
             ctx.session,
             message_id=message.id,
