@@ -39,7 +39,15 @@ from wafile.channels.sms_twilio import TwilioSms
 from wafile.channels.whatsapp_cloud import WhatsAppCloud
 from wafile.clock import Clock
 from wafile.config import Settings
-from wafile.core.jobs import DEFAULT_BACKOFF, Backoff, Job, Priority, error_text, next_attempt_at
+from wafile.core.jobs import (
+    DEFAULT_BACKOFF,
+    Backoff,
+    Job,
+    LeaseLost,
+    Priority,
+    error_text,
+    next_attempt_at,
+)
 from wafile.db.engine import transaction
 from wafile.db.jobs import JobRepository
 from wafile.db.notify import listen, supports_listen
@@ -120,10 +128,6 @@ class WorkerStats:
     released: int = 0  # given back untried at shutdown
     lost: int = 0  # finished after another worker took the job over: nothing committed
     sleeps: int = 0  # times the loop went to sleep with free slots and nothing due
-
-
-class _LeaseLost(Exception):
-    """The job was taken over while its handler ran."""
 
 
 class Worker:
@@ -282,14 +286,16 @@ class Worker:
                 )
                 await handler(job, ctx)
                 repo = JobRepository(session)
-                if ctx.again_at is not None:
+                if ctx.completed:
+                    held = True  # in the handler's own transaction (a batch of sends)
+                elif ctx.again_at is not None:
                     held = await repo.reschedule(job.id, self.owner, ctx.again_at)
                 else:
                     held = await repo.complete(job.id, self.owner)
                 if not held:
-                    raise _LeaseLost  # rolls the handler's writes back
+                    raise LeaseLost  # rolls the handler's writes back
             self.stats.completed += 1
-        except _LeaseLost:
+        except LeaseLost:
             self.stats.lost += 1
             log.warning("job %s (%s) was taken over while it ran; its work rolled back", *_id(job))
         except asyncio.CancelledError:
