@@ -130,8 +130,8 @@ async def send_job(job: Job, ctx: JobContext) -> None:
             owner=ctx.owner,
             record=record,
             upload=upload,
+            completed=ctx.mark_completed,
         )
-        ctx.mark_completed()
     else:
         if upload is not None:
             await messages.remember_upload(

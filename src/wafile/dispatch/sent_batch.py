@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -50,6 +51,7 @@ class _Pending:
     owner: str
     record: SentRecord
     upload: Upload | None
+    completed: Callable[[], None] = field(repr=False)
     done: asyncio.Future[None] = field(repr=False)
 
 
@@ -70,15 +72,25 @@ class SentBatcher:
         owner: str,
         record: SentRecord,
         upload: Upload | None = None,
+        completed: Callable[[], None] = lambda: None,
     ) -> None:
         """Record the send and complete its job (deleted while `owner` holds it).
 
         Returns once committed; raises `LeaseLost` when another worker holds the job
         now (nothing of it was recorded), or what recording it alone raised.
+        `completed` is called as soon as the commit made the job complete (before this
+        returns: the worker's heartbeat must not take the deleted job for a lost one).
         """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append(
-            _Pending(job_id=job_id, owner=owner, record=record, upload=upload, done=done)
+            _Pending(
+                job_id=job_id,
+                owner=owner,
+                record=record,
+                upload=upload,
+                completed=completed,
+                done=done,
+            )
         )
         if self._recorder is None or self._recorder.done():
             self._recorder = asyncio.create_task(self._record_pending(sessions, clock))
@@ -126,7 +138,11 @@ class SentBatcher:
             await messages.sent(session, [p.record for p in kept], now=now)
         self.batches += 1
         for p in batch:
-            _settle(p, None if p.job_id in held else LeaseLost())
+            if p.job_id in held:
+                p.completed()
+                _settle(p, None)
+            else:
+                _settle(p, LeaseLost())
 
 
 def _settle(pending: _Pending, error: BaseException | None) -> None:

@@ -154,6 +154,8 @@ class Worker:
         self._stop = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
+        # Running jobs' contexts: one its handler completed itself needs no lease.
+        self._contexts: dict[str, JobContext] = {}
 
     @property
     def running(self) -> frozenset[str]:
@@ -284,6 +286,7 @@ class Worker:
                 ctx = JobContext(
                     session=session, deps=self.deps, now=self.deps.clock.now(), owner=self.owner
                 )
+                self._contexts[job.id] = ctx
                 await handler(job, ctx)
                 repo = JobRepository(session)
                 if ctx.completed:
@@ -307,6 +310,8 @@ class Worker:
             await asyncio.shield(retry)
         except Exception as exc:
             await asyncio.shield(self._failed(job, exc))
+        finally:
+            self._contexts.pop(job.id, None)
 
     async def _failed(self, job: Job, exc: Exception) -> None:
         now = self.deps.clock.now()
@@ -411,7 +416,7 @@ class Worker:
         interval = self.options.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(interval)
-            ids = list(self._running)
+            ids = [i for i in self._running if not self._completed(i)]
             if not ids:
                 continue
             try:
@@ -427,8 +432,12 @@ class Worker:
                 continue
             for job_id in set(ids) - held:
                 task = self._running.get(job_id)
-                if task is not None and not task.done():
+                if task is not None and not task.done() and not self._completed(job_id):
                     log.warning("job %s: lease lost while it runs (another worker has it)", job_id)
+
+    def _completed(self, job_id: str) -> bool:
+        ctx = self._contexts.get(job_id)
+        return ctx is not None and ctx.completed
 
     async def _drain(self) -> None:
         tasks = set(self._running.values())
