@@ -42,6 +42,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.jobs import DEFAULT_MAX_ATTEMPTS, Job, Priority
+from wafile.db.lists import padded
 from wafile.db.tables import JobRow
 from wafile.ids import new_id
 
@@ -230,7 +231,7 @@ class JobRepository:
         jobs deleted, those whose owner still held the lease."""
         if not jobs:
             return set()
-        held = tuple_(_c.id, _c.lease_owner).in_(list(jobs))
+        held = tuple_(_c.id, _c.lease_owner).in_(padded(jobs))
         result = await self._session.execute(delete(_jobs).where(held).returning(_c.id))
         return set(result.scalars())
 

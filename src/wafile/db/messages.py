@@ -29,6 +29,7 @@ from wafile.core.media import Media
 from wafile.core.message import Message, Snapshot
 from wafile.core.message_codec import snapshot_from_json, snapshot_to_json
 from wafile.core.plan import Channel, Plan, PlanStep, make_plan, plan_from_json, plan_to_json
+from wafile.db.lists import padded
 from wafile.db.media import media_from_row
 from wafile.db.tables import (
     AttemptRefRow,
@@ -181,7 +182,9 @@ class MessageRepository:
     async def get_many(self, message_ids: list[str], *, lock: bool = False) -> dict[str, Message]:
         """Several messages by id, in one query; `lock` holds them (PostgreSQL) in id
         order, so two transactions locking overlapping sets cannot deadlock."""
-        stmt = select(MessageRow).where(MessageRow.id.in_(message_ids)).order_by(MessageRow.id)
+        stmt = (
+            select(MessageRow).where(MessageRow.id.in_(padded(message_ids))).order_by(MessageRow.id)
+        )
         if lock and self._session.get_bind().dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         return {row.id: _message(row) for row in await self._session.scalars(stmt)}
@@ -356,7 +359,7 @@ class MessageRepository:
         table = AttemptRefRow
         rows = await self._session.execute(
             select(table.sender_id, table.provider_id, table.message_id, table.attempt).where(
-                tuple_(table.sender_id, table.provider_id).in_(list(keys))
+                tuple_(table.sender_id, table.provider_id).in_(padded(keys))
             )
         )
         return {(r.sender_id, r.provider_id): (r.message_id, r.attempt) for r in rows}

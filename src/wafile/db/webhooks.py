@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.inbound import Inbound
 from wafile.core.whatsapp_webhook import StatusUpdate
+from wafile.db.lists import padded
 from wafile.db.tables import (
     ConversationWindowRow,
     InboundMessageRow,
@@ -194,7 +195,7 @@ class WebhookRepository:
         table = ProviderStatusRow
         rows = await self._session.scalars(
             select(table)
-            .where(tuple_(table.sender_id, table.provider_id).in_(list(keys)))
+            .where(tuple_(table.sender_id, table.provider_id).in_(padded(keys)))
             .order_by(table.at, table.received_at)
         )
         found: dict[tuple[str, str], list[StatusUpdate]] = {}
