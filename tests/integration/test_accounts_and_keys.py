@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wafile.core.accounts import LAST_USED_RESOLUTION
@@ -18,7 +20,7 @@ from wafile.errors import (
     ValidationFailed,
 )
 from wafile.services.accounts import accounts
-from wafile.services.api_keys import api_keys
+from wafile.services.api_keys import ApiKeyService, api_keys
 from wafile.services.sandbox import ensure_sandbox
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -78,6 +80,51 @@ async def test_key_lifecycle(engine: AsyncEngine) -> None:
         again = await api_keys.revoke(s, key.id, now=NOW + timedelta(hours=2))
         assert again.revoked_at == revoked.revoked_at  # the first revocation stands
     async with transaction(sessions) as s:
+        with pytest.raises(Unauthorized):
+            await api_keys.authenticate(s, plaintext, now=NOW)
+
+
+async def test_a_checked_key_is_reused_for_a_moment(engine: AsyncEngine) -> None:
+    """Every request checks its key: one read serves the next second's requests, and a
+    revocation by another process (here: another service) counts when it is over."""
+    sessions = session_factory(engine)
+    async with transaction(sessions) as s:
+        await accounts.create(s, "acme", now=NOW)
+        plaintext = (await api_keys.create(s, account_name="acme", now=NOW)).plaintext
+    server, other_process = ApiKeyService(), ApiKeyService()
+    server._recent.ttl = 0.5  # shorter than KEY_TTL_SECONDS, for the test's sake
+    statements: list[str] = []
+
+    def count(_c: object, _cur: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    for _ in range(2):  # the first writes last_used_at, so the second reads it again
+        async with transaction(sessions) as s:
+            assert (await server.authenticate(s, plaintext, now=NOW)).name == "acme"
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with transaction(sessions) as s:
+            assert (await server.authenticate(s, plaintext, now=NOW)).name == "acme"
+        assert statements == []
+        async with transaction(sessions) as s:
+            await other_process.revoke(s, plaintext, now=NOW)
+        async with transaction(sessions) as s:
+            await server.authenticate(s, plaintext, now=NOW)  # still the read kept
+        await asyncio.sleep(0.6)
+        async with transaction(sessions) as s:
+            with pytest.raises(Unauthorized):
+                await server.authenticate(s, plaintext, now=NOW)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+
+
+async def test_a_revocation_counts_at_once_in_its_own_process(engine: AsyncEngine) -> None:
+    sessions = session_factory(engine)
+    async with transaction(sessions) as s:
+        await accounts.create(s, "acme", now=NOW)
+        plaintext = (await api_keys.create(s, account_name="acme", now=NOW)).plaintext
+        await api_keys.authenticate(s, plaintext, now=NOW)
+        await api_keys.revoke(s, plaintext, now=NOW)
         with pytest.raises(Unauthorized):
             await api_keys.authenticate(s, plaintext, now=NOW)
 

@@ -535,6 +535,48 @@ async def test_heartbeats_keep_a_slow_job_from_being_taken_over(
     assert await get(sessions, job_id) is None
 
 
+async def test_a_job_its_handler_completed_is_neither_renewed_nor_reported_lost(
+    engine: AsyncEngine,
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A send recorded in a batch deletes its job in the batch's transaction, before
+    its handler returns (dispatch/sent_batch.py): heartbeats meanwhile must not take the
+    missing row for a lease another worker took."""
+    clock = FixedClock(T0)
+    gate = asyncio.Event()
+    handlers = HandlerRegistry()
+
+    @handlers.handler("test.self_completing")
+    async def self_completing(job: Job, ctx: JobContext) -> None:
+        async with transaction(sessions) as session:
+            assert await JobRepository(session).complete_many([(job.id, ctx.owner)]) == {job.id}
+        ctx.mark_completed()
+        await gate.wait()  # heartbeats run meanwhile
+
+    job_id = await enqueue(sessions, "test.self_completing")
+    lease = timedelta(seconds=0.15)  # heartbeats every 50 ms of real time
+    options = WorkerOptions(concurrency=1, lease=lease, poll_interval=0.05, grace=BOUND)
+    worker = Worker(deps_for(engine, settings, clock), handlers, options)
+    with caplog.at_level(logging.WARNING, logger="wafile.dispatch.worker"):
+        async with working(worker):
+
+            async def deleted() -> bool:
+                return job_id in worker.running and await get(sessions, job_id) is None
+
+            await until(deleted, "the handler's own completion")
+            await asyncio.sleep(0.3)  # several heartbeats
+            gate.set()
+
+            async def done() -> bool:
+                return worker.stats.completed == 1
+
+            await until(done, "the handler to return")
+    assert worker.stats.lost == 0
+    assert not [r for r in caplog.records if "lease lost" in r.getMessage()]
+
+
 async def test_a_job_taken_over_while_it_ran_commits_nothing(
     engine: AsyncEngine, settings: Settings, sessions: async_sessionmaker[AsyncSession]
 ) -> None:

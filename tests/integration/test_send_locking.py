@@ -22,7 +22,7 @@ from wafile.config import Settings
 from wafile.core.message_state import SendSucceeded
 from wafile.core.plan import Channel
 from wafile.db.engine import session_factory, transaction
-from wafile.services.messages import messages
+from wafile.services.messages import SentRecord, messages
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n%" + b"l" * 2000 + b"\ntrailer<<>>\n%%EOF\n"
 ROUNDS = 12
@@ -54,16 +54,15 @@ async def test_two_sends_of_one_message_recorded_at_once_both_commit(
         now = datetime.now(UTC)
         channel = Channel.WHATSAPP if attempt == 0 else Channel.SMS
         async with transaction(sessions) as session:
-            await messages.sent(
-                session,
+            record = SentRecord(
                 message_id=message_id,
                 attempt=attempt,
                 sender_id=sender_id,
                 provider_id=f"p-{message_id}-{attempt}",
                 event=SendSucceeded(at=now, attempt=attempt, provider_id=f"p-{attempt}"),
-                now=now,
                 channel=channel,
             )
+            await messages.sent(session, [record], now=now)
 
     for message_id, senders in ids:
         # Both at once; a deadlock raises here (PostgreSQL kills one of the two).

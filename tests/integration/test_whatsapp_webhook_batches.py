@@ -23,7 +23,7 @@ from wafile.core.meta_signature import hub_signature
 from wafile.crypto import Sealer
 from wafile.db.engine import session_factory, transaction
 from wafile.db.tables import InboundMessageRow, ProviderStatusRow
-from wafile.services.messages import messages
+from wafile.services.messages import SentRecord, messages
 from wafile.services.sandbox import SANDBOX_SENDER_ID, sandbox_credentials
 from wafile.services.webhooks import webhooks
 
@@ -59,15 +59,14 @@ class Gateway:
         """What the send job records when Meta accepted the send."""
         async with transaction(self.sessions) as session:
             at = datetime.now(UTC)
-            await messages.sent(
-                session,
+            record = SentRecord(
                 message_id=message_id,
                 attempt=0,
                 sender_id=SANDBOX_SENDER_ID,
                 provider_id=wamid,
                 event=SendSucceeded(at=at, attempt=0, provider_id=wamid),
-                now=at,
             )
+            await messages.sent(session, [record], now=at)
 
     async def post(self, **value: Any) -> None:
         """Receive one signed body and apply it (the webhook job), each in a transaction."""

@@ -24,7 +24,7 @@ from wafile.core.message_state import SendSucceeded
 from wafile.crypto import Sealer
 from wafile.db.engine import session_factory, transaction
 from wafile.db.tables import ProviderStatusRow, WebhookReceiptRow
-from wafile.services.messages import messages
+from wafile.services.messages import SentRecord, messages
 from wafile.services.sandbox import (
     SANDBOX_ACCOUNT,
     SANDBOX_SENDER_ID,
@@ -305,15 +305,14 @@ async def test_a_status_processed_before_its_send_committed_is_applied_by_the_se
             # The send job's commit, late.
             async with transaction(sessions) as session:
                 at = datetime.now(UTC)
-                await messages.sent(
-                    session,
+                record = SentRecord(
                     message_id=message_id,
                     attempt=0,
                     sender_id=SANDBOX_SENDER_ID,
                     provider_id="wamid.EARLY",
                     event=SendSucceeded(at=at, attempt=0, provider_id="wamid.EARLY"),
-                    now=at,
                 )
+                await messages.sent(session, [record], now=at)
             shown = (await http.get(f"/v1/messages/{message_id}")).json()
     assert shown["status"] == "delivered"
     assert shown["attempts"][0]["status"] == "delivered"

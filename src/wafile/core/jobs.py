@@ -23,6 +23,7 @@ __all__ = [
     "Backoff",
     "Job",
     "JobState",
+    "LeaseLost",
     "Priority",
     "backoff_delay",
     "error_text",
@@ -49,6 +50,11 @@ class JobState(StrEnum):
     PENDING = "pending"  # waiting for its run_at, or claimable
     RUNNING = "running"  # leased (the lease may have expired: then claimable again)
     DEAD = "dead"  # attempts exhausted; kept for inspection
+
+
+class LeaseLost(Exception):
+    """The job was taken over (its lease expired) while its handler ran: what the
+    handler wrote is rolled back, the new holder runs it."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

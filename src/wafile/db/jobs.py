@@ -34,6 +34,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -41,6 +42,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.jobs import DEFAULT_MAX_ATTEMPTS, Job, Priority
+from wafile.db.lists import padded
 from wafile.db.tables import JobRow
 from wafile.ids import new_id
 
@@ -223,6 +225,15 @@ class JobRepository:
         """Delete the finished job; False when `owner` no longer holds its lease."""
         result = await self._session.execute(delete(_jobs).where(_held(job_id, owner)))
         return _rowcount(result) == 1
+
+    async def complete_many(self, jobs: Collection[tuple[str, str]]) -> set[str]:
+        """`complete` for several (job id, owner) pairs in one statement: the ids of the
+        jobs deleted, those whose owner still held the lease."""
+        if not jobs:
+            return set()
+        held = tuple_(_c.id, _c.lease_owner).in_(padded(jobs))
+        result = await self._session.execute(delete(_jobs).where(held).returning(_c.id))
+        return set(result.scalars())
 
     async def retry(
         self, job_id: str, owner: str, run_at: datetime, error: str, *, counts: bool = True

@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wafile.core.media import Media
 from wafile.db.tables import BlobRow, MediaRow
 
-__all__ = ["MediaRepository"]
+__all__ = ["MediaRepository", "media_from_row"]
 
 
-def _media(row: MediaRow) -> Media:
+def media_from_row(row: MediaRow) -> Media:
     return Media(
         id=row.id,
         account_id=row.account_id,
@@ -82,7 +82,7 @@ class MediaRepository:
         if account_id is not None:
             stmt = stmt.where(MediaRow.account_id == account_id)
         row = await self._session.scalar(stmt)
-        return _media(row) if row else None
+        return media_from_row(row) if row else None
 
     async def list_page(
         self, *, account_id: str, limit: int, before: tuple[datetime, str] | None
@@ -97,7 +97,7 @@ class MediaRepository:
                 )
             )
         stmt = stmt.order_by(MediaRow.created_at.desc(), MediaRow.id.desc()).limit(limit)
-        return [_media(row) for row in await self._session.scalars(stmt)]
+        return [media_from_row(row) for row in await self._session.scalars(stmt)]
 
     async def remove(self, media: Media) -> int | None:
         """Delete the row and drop its blob reference; returns the references left.
@@ -130,7 +130,7 @@ class MediaRepository:
         )
         if self._is_postgres():
             stmt = stmt.with_for_update(skip_locked=True)
-        return [_media(row) for row in await self._session.scalars(stmt)]
+        return [media_from_row(row) for row in await self._session.scalars(stmt)]
 
     async def unreferenced_blobs(self, *, limit: int) -> list[str]:
         """Blobs no media row holds (left by a crash between row delete and sweep)."""

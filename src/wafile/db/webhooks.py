@@ -10,13 +10,14 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.inbound import Inbound
 from wafile.core.whatsapp_webhook import StatusUpdate
+from wafile.db.lists import padded
 from wafile.db.tables import (
     ConversationWindowRow,
     InboundMessageRow,
@@ -184,27 +185,34 @@ class WebhookRepository:
                 )
             )
 
-    async def statuses_of(self, sender_id: str, provider_id: str) -> list[StatusUpdate]:
-        """The statuses stored for one provider id, in the provider's order."""
+    async def statuses_of(
+        self, keys: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[StatusUpdate]]:
+        """The statuses stored for several (sender id, provider id) keys, in one query:
+        each key's in the provider's order; keys with none are left out."""
+        if not keys:
+            return {}
         table = ProviderStatusRow
         rows = await self._session.scalars(
             select(table)
-            .where(table.sender_id == sender_id, table.provider_id == provider_id)
+            .where(tuple_(table.sender_id, table.provider_id).in_(padded(keys)))
             .order_by(table.at, table.received_at)
         )
-        return [
-            StatusUpdate(
-                phone_number_id="",  # routed already: the row names its sender
-                provider_id=r.provider_id,
-                status=r.status,
-                recipient_wa_id=r.recipient,
-                at=r.at,
-                error_code=r.error_code,
-                error_title=r.error_title,
-                error_details=r.error_details,
+        found: dict[tuple[str, str], list[StatusUpdate]] = {}
+        for r in rows:
+            found.setdefault((r.sender_id, r.provider_id), []).append(
+                StatusUpdate(
+                    phone_number_id="",  # routed already: the row names its sender
+                    provider_id=r.provider_id,
+                    status=r.status,
+                    recipient_wa_id=r.recipient,
+                    at=r.at,
+                    error_code=r.error_code,
+                    error_title=r.error_title,
+                    error_details=r.error_details,
+                )
             )
-            for r in rows
-        ]
+        return found
 
     async def inbound_page(
         self, account_id: str, *, limit: int, before: tuple[datetime, str] | None

@@ -35,6 +35,7 @@ from wafile.channels.whatsapp_cloud import WhatsAppCloud
 from wafile.clock import Clock
 from wafile.config import Settings
 from wafile.core.jobs import Job
+from wafile.dispatch.sent_batch import SentBatcher
 from wafile.media.store import BlobStore
 from wafile.services.outbound import callback_guard_for
 
@@ -81,6 +82,8 @@ class WorkerDeps:
     # The same for customer callbacks and for SMS (run_worker sets them).
     callbacks: CallbackPoster | None = None
     sms: TwilioSms | None = None
+    # Sends Meta accepted, recorded together with their jobs' completions.
+    sent: SentBatcher = field(default_factory=SentBatcher)
 
     @asynccontextmanager
     async def cloud(self) -> AsyncIterator[WhatsAppCloud]:
@@ -117,6 +120,7 @@ class JobContext:
     now: datetime  # when this attempt started
     owner: str  # this worker's lease owner id
     _again_at: datetime | None = field(default=None, repr=False)
+    _completed: bool = field(default=False, repr=False)
 
     def run_again_at(self, when: datetime) -> None:
         """Keep this job (same row, same dedupe key) and run it again at `when`.
@@ -129,6 +133,15 @@ class JobContext:
     @property
     def again_at(self) -> datetime | None:
         return self._again_at
+
+    def mark_completed(self) -> None:
+        """The handler completed the job itself, in a transaction of its own that also
+        checked the lease (see dispatch/sent_batch.py): the worker must not again."""
+        self._completed = True
+
+    @property
+    def completed(self) -> bool:
+        return self._completed
 
 
 Handler = Callable[[Job, JobContext], Awaitable[None]]

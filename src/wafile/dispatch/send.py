@@ -1,10 +1,12 @@
 """The `message.send` job: one attempt of one message through its channel.
 
 Read what is needed in a short transaction, do the provider calls with no
-transaction open, then record the outcome in the job's own transaction, together
-with the job's completion. A crash after the provider accepted but before the commit
-sends again when the job reruns (at least once; Meta has no idempotency key): the
-window for that is the few milliseconds between the answer and the commit.
+transaction open, then record the outcome together with the job's completion: in the
+job's own transaction, or for a WhatsApp send that Meta accepted, in one shared with
+the worker's other sends answered meanwhile (dispatch/sent_batch.py). A crash after
+the provider accepted but before the commit sends again when the job reruns (at least
+once; Meta has no idempotency key): the window for that is the few milliseconds
+between the answer and the commit.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ from wafile.crypto import Sealer
 from wafile.db.engine import reading, transaction
 from wafile.dispatch.jobs import JobContext, RetryLater
 from wafile.dispatch.send_slot import wait_for_send_slot
+from wafile.dispatch.sent_batch import Upload
 from wafile.errors import MessageNotFound, ServiceUnavailable, WafileError
 from wafile.services.media import media
 from wafile.services.messages import (
     PendingFetch,
     SendPlan,
+    SentRecord,
     SmsSendPlan,
     content_refusal,
     messages,
@@ -109,25 +113,34 @@ async def send_job(job: Job, ctx: JobContext) -> None:
             code=exc.code,
             reason=f"{verdict.reason}: {exc}",
         )
-    if uploaded:
-        await messages.remember_upload(
-            ctx.session,
-            sender_id=plan.sender.id,
-            sha256=plan.media.sha256,
-            media_id=uploaded[0],
-            now=ctx.now,
-        )
+    upload = Upload(sha256=plan.media.sha256, media_id=uploaded[0]) if uploaded else None
     if provider_id is not None:
-        await messages.sent(
-            ctx.session,
+        record = SentRecord(
             message_id=message_id,
             attempt=attempt,
             sender_id=plan.sender.id,
             provider_id=provider_id,
             event=event,
-            now=ctx.now,
+        )
+        # With the other sends answered meanwhile, and this job's completion.
+        await ctx.deps.sent.record(
+            ctx.deps.sessions,
+            ctx.deps.clock,
+            job_id=job.id,
+            owner=ctx.owner,
+            record=record,
+            upload=upload,
+            completed=ctx.mark_completed,
         )
     else:
+        if upload is not None:
+            await messages.remember_upload(
+                ctx.session,
+                sender_id=plan.sender.id,
+                sha256=upload.sha256,
+                media_id=upload.media_id,
+                now=ctx.now,
+            )
         log.info("message %s attempt %d not sent: %s", message_id, attempt, event)
         await messages.apply(ctx.session, message_id, event, source="send", now=ctx.now)
 
@@ -231,16 +244,15 @@ async def _sms_attempt(job: Job, ctx: JobContext, plan: SmsSendPlan, attempt: in
         event = SendSucceeded(
             at=ctx.deps.clock.now(), attempt=attempt, provider_id=sent.sid, segments=sent.segments
         )
-        await messages.sent(
-            ctx.session,
+        record = SentRecord(
             message_id=message.id,
             attempt=attempt,
             sender_id=plan.sender.id,
             provider_id=sent.sid,
             event=event,
-            now=ctx.now,
             channel=Channel.SMS,
         )
+        await messages.sent(ctx.session, [record], now=ctx.now)
         await sms_webhooks.schedule_poll(  # in case its status callbacks get lost
             ctx.session,
             message_id=message.id,

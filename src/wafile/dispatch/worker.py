@@ -39,7 +39,15 @@ from wafile.channels.sms_twilio import TwilioSms
 from wafile.channels.whatsapp_cloud import WhatsAppCloud
 from wafile.clock import Clock
 from wafile.config import Settings
-from wafile.core.jobs import DEFAULT_BACKOFF, Backoff, Job, Priority, error_text, next_attempt_at
+from wafile.core.jobs import (
+    DEFAULT_BACKOFF,
+    Backoff,
+    Job,
+    LeaseLost,
+    Priority,
+    error_text,
+    next_attempt_at,
+)
 from wafile.db.engine import transaction
 from wafile.db.jobs import JobRepository
 from wafile.db.notify import listen, supports_listen
@@ -122,10 +130,6 @@ class WorkerStats:
     sleeps: int = 0  # times the loop went to sleep with free slots and nothing due
 
 
-class _LeaseLost(Exception):
-    """The job was taken over while its handler ran."""
-
-
 class Worker:
     def __init__(
         self,
@@ -150,6 +154,8 @@ class Worker:
         self._stop = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
+        # Running jobs' contexts: one its handler completed itself needs no lease.
+        self._contexts: dict[str, JobContext] = {}
 
     @property
     def running(self) -> frozenset[str]:
@@ -280,16 +286,19 @@ class Worker:
                 ctx = JobContext(
                     session=session, deps=self.deps, now=self.deps.clock.now(), owner=self.owner
                 )
+                self._contexts[job.id] = ctx
                 await handler(job, ctx)
                 repo = JobRepository(session)
-                if ctx.again_at is not None:
+                if ctx.completed:
+                    held = True  # in the handler's own transaction (a batch of sends)
+                elif ctx.again_at is not None:
                     held = await repo.reschedule(job.id, self.owner, ctx.again_at)
                 else:
                     held = await repo.complete(job.id, self.owner)
                 if not held:
-                    raise _LeaseLost  # rolls the handler's writes back
+                    raise LeaseLost  # rolls the handler's writes back
             self.stats.completed += 1
-        except _LeaseLost:
+        except LeaseLost:
             self.stats.lost += 1
             log.warning("job %s (%s) was taken over while it ran; its work rolled back", *_id(job))
         except asyncio.CancelledError:
@@ -301,6 +310,8 @@ class Worker:
             await asyncio.shield(retry)
         except Exception as exc:
             await asyncio.shield(self._failed(job, exc))
+        finally:
+            self._contexts.pop(job.id, None)
 
     async def _failed(self, job: Job, exc: Exception) -> None:
         now = self.deps.clock.now()
@@ -405,7 +416,7 @@ class Worker:
         interval = self.options.lease.total_seconds() / 3
         while True:
             await asyncio.sleep(interval)
-            ids = list(self._running)
+            ids = [i for i in self._running if not self._completed(i)]
             if not ids:
                 continue
             try:
@@ -421,8 +432,12 @@ class Worker:
                 continue
             for job_id in set(ids) - held:
                 task = self._running.get(job_id)
-                if task is not None and not task.done():
+                if task is not None and not task.done() and not self._completed(job_id):
                     log.warning("job %s: lease lost while it runs (another worker has it)", job_id)
+
+    def _completed(self, job_id: str) -> bool:
+        ctx = self._contexts.get(job_id)
+        return ctx is not None and ctx.completed
 
     async def _drain(self) -> None:
         tasks = set(self._running.values())

@@ -23,6 +23,7 @@ from wafile.core.api_keys import (
 from wafile.db.api_keys import ApiKeyRepository
 from wafile.errors import ApiKeyNotFound, Unauthorized, ValidationFailed
 from wafile.services.accounts import accounts
+from wafile.services.recent import Recent
 
 __all__ = ["ApiKeyService", "CreatedKey", "api_keys"]
 
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 # Compared against when a key's id is unknown, so a miss costs the same as a hit.
 _DUMMY_HASH = hash_secret("0" * SECRET_LEN)
+# How long a key read for a request is reused (services/recent.py): every request
+# needs it, and a second bounds how late another process sees a revocation.
+KEY_TTL_SECONDS = 1.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -39,6 +43,9 @@ class CreatedKey:
 
 
 class ApiKeyService:
+    def __init__(self) -> None:
+        self._recent = Recent(KEY_TTL_SECONDS)
+
     async def create(
         self, session: AsyncSession, *, account_name: str, name: str = "", now: datetime
     ) -> CreatedKey:
@@ -73,6 +80,7 @@ class ApiKeyService:
         key_id = _key_id(key_ref)
         repo = ApiKeyRepository(session)
         await repo.revoke(key_id, now)
+        self._recent.clear()  # effective at once in this process
         key = await repo.get(key_id)
         if key is None:
             raise ApiKeyNotFound(f"no API key with id {key_id!r}")
@@ -82,13 +90,18 @@ class ApiKeyService:
         """The account a presented key acts for; `Unauthorized` for any bad key.
 
         Every failure gives the same answer, so a caller learns nothing about which
-        keys exist. Only the key's public id is ever logged.
+        keys exist. Only the key's public id is ever logged. A key (and its account)
+        read in the last `KEY_TTL_SECONDS` is reused: a revocation made through another
+        process counts within that time, one made through this process at once.
         """
         parsed = parse_key(raw)
         if parsed is None:
             raise Unauthorized()
         repo = ApiKeyRepository(session)
-        found = await repo.get_for_auth(parsed.public_id)
+        cache_key = ("key", parsed.public_id)
+        found = await self._recent.get(
+            session, cache_key, lambda: repo.get_for_auth(parsed.public_id)
+        )
         if found is None:
             verify_secret(parsed.secret, _DUMMY_HASH)
             log.info("rejected unknown API key %s", display_prefix(parsed.public_id))
@@ -102,7 +115,12 @@ class ApiKeyService:
             raise Unauthorized()
         if needs_last_used_update(key.last_used_at, now):
             await repo.mark_used(key.id, now)
+            self._recent.forget(session, cache_key)  # it holds the old last_used_at
         return account
+
+    def forget_keys(self) -> None:
+        """Read keys afresh (their account changed through this process)."""
+        self._recent.clear()
 
 
 def _key_id(key_ref: str) -> str:

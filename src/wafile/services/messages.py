@@ -65,6 +65,7 @@ from wafile.errors import (
     ValidationFailed,
 )
 from wafile.ids import new_id
+from wafile.services.api_keys import api_keys
 from wafile.services.callbacks import callbacks
 from wafile.services.senders import senders
 
@@ -77,6 +78,7 @@ __all__ = [
     "NewMessage",
     "PendingFetch",
     "SendPlan",
+    "SentRecord",
     "SmsSendPlan",
     "content_refusal",
     "messages",
@@ -137,6 +139,19 @@ class MessageView:
     message: Message
     state: MessageState
     events: list[StoredEvent]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SentRecord:
+    """A send the provider accepted, to record (`MessageService.sent`): the provider's
+    id for the attempt (statuses name it) and the event."""
+
+    message_id: str
+    attempt: int
+    sender_id: str
+    provider_id: str
+    event: Event
+    channel: Channel = Channel.WHATSAPP
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -291,6 +306,7 @@ class MessageService:
         await AccountRepository(session).set_default_channels(
             account.id, list(channels) if channels is not None else None
         )
+        api_keys.forget_keys()  # a key read holds its account, default plan included
         return replace(account, default_channels=channels)
 
     async def _plan(self, session: AsyncSession, account: Account, request: NewMessage) -> Plan:
@@ -458,9 +474,10 @@ class MessageService:
         """What the send job needs; None when the attempt should not send any more;
         `PendingFetch` when a send by URL must fetch its file first."""
         repo = MessageRepository(session)
-        message = await repo.get(message_id)
-        if message is None:
+        found = await repo.for_send(message_id)
+        if found is None:
             return None
+        message = found.message
         if not should_send((await _snapshot(repo, message))[0], attempt):
             return None
         step = message.plan[attempt]
@@ -473,7 +490,7 @@ class MessageService:
                 provider=message.provider,
                 filename=message.filename or None,
             )
-        media = await MediaRepository(session).get(message.media_id, account_id=None)
+        media = found.media
         if media is None:
             raise MediaNotFound(f"the file of message {message_id} is gone (retention?)")
         if step.channel is Channel.SMS:
@@ -486,8 +503,15 @@ class MessageService:
         sender, secrets = await senders.with_secrets(
             session, sealer, step.sender_id or message.sender_id
         )
-        last = await WebhookRepository(session).last_inbound(sender.id, whatsapp_id(message.to))
-        uploaded = await repo.uploaded(sender.id, media.sha256, after=now - UPLOAD_REUSE)
+        reuse_after = now - UPLOAD_REUSE
+        if sender.id == message.sender_id:  # what `for_send` read is about this sender
+            last = found.last_inbound_at
+            uploaded = (
+                found.uploaded[0] if found.uploaded and found.uploaded[1] > reuse_after else None
+            )
+        else:
+            last = await WebhookRepository(session).last_inbound(sender.id, whatsapp_id(message.to))
+            uploaded = await repo.uploaded(sender.id, media.sha256, after=reuse_after)
         return SendPlan(
             message=message,
             sender=sender,
@@ -517,38 +541,51 @@ class MessageService:
         await MessageRepository(session).forget_upload(sender_id, sha256)
 
     async def sent(
-        self,
-        session: AsyncSession,
-        *,
-        message_id: str,
-        attempt: int,
-        sender_id: str,
-        provider_id: str,
-        event: Event,
-        now: datetime,
-        channel: Channel = Channel.WHATSAPP,
+        self, session: AsyncSession, records: Sequence[SentRecord], *, now: datetime
     ) -> None:
-        """Record a send the provider accepted: its id (for statuses) and the event.
+        """Record sends the providers accepted: their ids (for statuses) and events.
 
         A status webhook can be processed before this commits (Meta reports `sent` at
         once); it found no id to match and was only stored. Both sides hold the provider
-        id until they commit, so such early statuses are found and applied here.
+        id until they commit, so such early statuses are found and applied here. Several
+        sends (a worker's concurrent jobs) cost the statements of one: the ids are held
+        and the messages locked each in one statement, in a fixed order (see
+        `apply_many`), and the refs, events and states written each in one.
         """
+        if not records:
+            return
         webhook_repo, repo = WebhookRepository(session), MessageRepository(session)
-        await webhook_repo.hold_provider_id(sender_id, provider_id)
-        # The message's row lock before any row that refers to it: inserting the ref
-        # takes a key-share lock on the message, and two sends of one message recorded
+        keys = [(r.sender_id, r.provider_id) for r in records]
+        await webhook_repo.hold_provider_ids(keys)
+        # The messages' row locks before any row that refers to them: inserting a ref
+        # takes a key-share lock on its message, and two sends of one message recorded
         # at once (a late WhatsApp send and its SMS fallback), each holding that and
         # then asking for the row lock, deadlocked; the loser's retry sent again.
-        message = await repo.get(message_id, lock=True)
-        if message is None:
-            raise MessageNotFound(f"no message {message_id!r}")
-        await repo.add_ref(sender_id, provider_id, message_id, attempt)
-        early = await webhook_repo.statuses_of(sender_id, provider_id)
-        # The send, then the early statuses, applied in turn in one read and write.
-        events: list[tuple[Event, str]] = [(event, "send")]
-        events += [(status_report(s, attempt, channel), "whatsapp") for s in early]
-        await _apply_held(session, repo, message, events, now)
+        found = await repo.get_many(sorted({r.message_id for r in records}), lock=True)
+        missing = {r.message_id for r in records} - found.keys()
+        if missing:
+            raise MessageNotFound(f"no message {sorted(missing)[0]!r}")
+        await repo.add_refs(
+            [(r.sender_id, r.provider_id, r.message_id, r.attempt) for r in records]
+        )
+        early = await webhook_repo.statuses_of(keys)
+        # Each send, then its early statuses, applied in turn; one read and write each.
+        by_message: dict[str, list[tuple[Event, str]]] = {}
+        for key, r in zip(keys, records, strict=True):
+            events = by_message.setdefault(r.message_id, [])
+            events.append((r.event, "send"))
+            source = "sms" if r.channel is Channel.SMS else "whatsapp"
+            events += [(status_report(s, r.attempt, r.channel), source) for s in early.get(key, [])]
+        logged: list[dict[str, Any]] = []
+        saved: list[tuple[str, Snapshot, datetime | None]] = []
+        for message_id in sorted(by_message):
+            _, rows, save = await _advance(
+                session, repo, found[message_id], by_message[message_id], now
+            )
+            logged += rows
+            saved.append(save)
+        await repo.append_events(logged)
+        await repo.save_states(saved)
 
     async def for_provider_id(
         self, session: AsyncSession, sender_id: str, provider_id: str

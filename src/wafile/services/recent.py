@@ -1,4 +1,4 @@
-"""A few seconds' memory of rarely changing rows (senders) read on every message.
+"""A few seconds' memory of rarely changing rows (senders, API keys) read on every message.
 
 Every send and every provider webhook needs its sender, and a profile counted eight
 sender SELECTs per message. Senders change seldom and by hand, so a read is reused for
@@ -45,6 +45,10 @@ class Recent:
                 self._items.clear()
             self._items[full] = (now, loaded)
         return loaded
+
+    def forget(self, session: AsyncSession, key: tuple[str, ...]) -> None:
+        """Drop one entry: the next `get` reads it again."""
+        self._items.pop((str(session.get_bind().engine.url), *key), None)
 
     def clear(self) -> None:
         self._items.clear()
