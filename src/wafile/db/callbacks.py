@@ -9,21 +9,21 @@ them (see docs/callbacks.md, "Cost")."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
 from sqlalchemy import (
+    Insert,
     Select,
     Table,
     Update,
     and_,
     bindparam,
-    case,
     delete,
     func,
     insert,
+    null,
     or_,
     select,
     update,
@@ -158,23 +158,16 @@ def _for_sending_statement() -> Select[Any]:
 _FOR_SENDING: Final = _for_sending_statement()
 
 
-@functools.lru_cache(maxsize=16)
-def _delivered_statement(count: int) -> Update:
-    """count_delivered's UPDATE of `count` deliveries (a job's events of one transition:
-    a handful), built once per count. Parameters: `ids`, and `id_<n>`, `at_<n>` (when
-    delivery n's request was made)."""
+def _delivered_statements() -> tuple[Update, Insert]:
+    """mark_delivered's UPDATE and log_delivered's INSERT, built once; each runs as an
+    executemany (one text whatever the count). Parameters: `delivery_id`, `at` (when
+    its request was made); the INSERT also `id`, `manual`, `status_code`,
+    `latency_ms`, `response`."""
     c = _deliveries.c
-    at: Any = bindparam("at_0", type_=UTCDateTime())
-    if count > 1:  # each delivery its own request's time
-        at = case(
-            *[
-                (c.id == bindparam(f"id_{n}"), bindparam(f"at_{n}", type_=UTCDateTime()))
-                for n in range(count)
-            ]
-        )
-    return (
+    at = bindparam("at", type_=UTCDateTime())
+    mark = (
         update(_deliveries)
-        .where(c.id.in_(bindparam("ids", expanding=True)))
+        .where(c.id == bindparam("delivery_id"))
         .values(
             attempts=c.attempts + 1,
             last_attempt_at=at,
@@ -182,8 +175,38 @@ def _delivered_statement(count: int) -> Update:
             delivered_at=at,
             next_attempt_at=None,
         )
-        .returning(c.id, c.attempts, c.status)
     )
+    # The attempt's number is the count the UPDATE left on the row (locked by it until
+    # the commit); a delivery deleted meanwhile has no row, and so no attempt.
+    numbered = select(
+        bindparam("id", type_=_attempts.c.id.type),
+        c.id,
+        c.attempts,
+        bindparam("manual", type_=_attempts.c.manual.type),
+        at,
+        bindparam("status_code", type_=_attempts.c.status_code.type),
+        null(),
+        bindparam("latency_ms", type_=_attempts.c.latency_ms.type),
+        bindparam("response", type_=_attempts.c.response.type),
+    ).where(c.id == bindparam("delivery_id"))
+    log = insert(_attempts).from_select(
+        [
+            "id",
+            "delivery_id",
+            "number",
+            "manual",
+            "requested_at",
+            "status_code",
+            "error",
+            "latency_ms",
+            "response",
+        ],
+        numbered,
+    )
+    return mark, log
+
+
+_MARK_DELIVERED, _LOG_DELIVERED = _delivered_statements()
 
 
 def _attempt(row: CallbackAttemptRow) -> DeliveryAttempt:
@@ -384,21 +407,34 @@ class CallbackRepository:
             found.append((_delivery(row), target, fields["earlier_due"]))
         return found
 
-    async def count_delivered(
-        self, delivered: Sequence[tuple[str, DeliveryAttempt]]
-    ) -> dict[str, tuple[int, DeliveryStatus]]:
+    async def mark_delivered(self, delivered: Sequence[tuple[str, DeliveryAttempt]]) -> None:
         """Count one successful request on each delivery and mark it delivered as of
-        that request, in one UPDATE however many there are (a job sends several events
-        of one message). {delivery id: (the number the attempt got, the status after)};
-        a delivery deleted meanwhile is missing. Log the attempts with `log_attempts`."""
-        if not delivered:
-            return {}
-        params: dict[str, Any] = {"ids": [i for i, _ in delivered]}
-        for n, (delivery_id, attempt) in enumerate(delivered):
-            params[f"id_{n}"], params[f"at_{n}"] = delivery_id, attempt.requested_at
-        stmt = _delivered_statement(len(delivered))
-        rows = (await self._session.execute(stmt, params)).all()
-        return {row.id: (int(row.attempts), DeliveryStatus(row.status)) for row in rows}
+        that request: one executemany. Then `log_delivered` the same list."""
+        if delivered:
+            await self._session.execute(
+                _MARK_DELIVERED,
+                [{"delivery_id": i, "at": a.requested_at} for i, a in delivered],
+            )
+
+    async def log_delivered(self, delivered: Sequence[tuple[str, DeliveryAttempt]]) -> None:
+        """Log the successful attempts `mark_delivered` counted, numbered by that count
+        (`attempt.number` is ignored), in one executemany; nothing for a delivery gone."""
+        if delivered:
+            await self._session.execute(
+                _LOG_DELIVERED,
+                [
+                    {
+                        "id": new_id("dla"),
+                        "delivery_id": i,
+                        "manual": a.manual,
+                        "at": a.requested_at,
+                        "status_code": a.status_code,
+                        "latency_ms": a.latency_ms,
+                        "response": a.response,
+                    }
+                    for i, a in delivered
+                ],
+            )
 
     async def count_attempt(
         self,

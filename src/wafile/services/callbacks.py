@@ -95,6 +95,7 @@ __all__ = [
     "STUCK_AFTER",
     "BoundSigner",
     "CallbackService",
+    "JobAttempts",
     "Prepared",
     "callbacks",
     "new_secret",
@@ -658,92 +659,135 @@ class CallbackService:
     async def record(
         self,
         session: AsyncSession,
+        jobs: Sequence[JobAttempts],
         *,
-        attempts: Sequence[tuple[Prepared, DeliveryAttempt]],
-        step: int,
         schedule: Sequence[float],
         failing_after: timedelta,
         rand: Callable[[], float],
         now: datetime,
-    ) -> list[tuple[DeliveryStatus, datetime | None]]:
-        """Log a job's attempts (in the order made); schedule each failed delivery's
-        next attempt, or settle it. Per attempt: the delivery's status, and when its
-        next attempt is due (None: none is scheduled).
+    ) -> None:
+        """Log the attempts of these delivery jobs (each job's in the order made);
+        schedule each failed delivery's next attempt, or settle it; queue each job's
+        untried deliveries just after its failed one's next attempt.
 
-        `schedule` is for the deliveries whose format has none of its own. The
-        successes are counted in one statement and every attempt is logged in one
-        more, however many events the job sent: the statements are most of what a
-        callback costs."""
+        `schedule` is for the deliveries whose format has none of its own. However
+        many jobs and events, the successes cost two statements (one UPDATE of the
+        deliveries, one INSERT of their attempts, each an executemany of one text):
+        the statements are most of what a callback costs."""
         repo = CallbackRepository(session)
-        counted = await repo.count_delivered(
-            [(p.delivery.id, a) for p, a in attempts if a.error is None]
-        )
-        results: list[tuple[DeliveryStatus, datetime | None]] = []
+        delivered = [
+            (prepared.delivery.id, attempt)
+            for job in jobs
+            for prepared, attempt in job.attempts
+            if attempt.error is None
+        ]
+        await repo.mark_delivered(delivered)
         logged: list[tuple[str, DeliveryAttempt]] = []
-        for prepared, attempt in attempts:
-            delivery = prepared.delivery
-            final_failure = False
+        notes: list[_HealthNote] = []  # what the endpoints' health columns hear of
+        for job in jobs:
             next_at: datetime | None = None
-            if attempt.error is None:
-                found = counted.get(delivery.id)
-                if found is None:
-                    results.append((delivery.status, None))  # deleted while the request ran
-                    continue
-                number, status = found
-            else:
-                values: dict[str, object] = {}
-                if not attempt.manual:
-                    own = prepared.retry_schedule
-                    delay = (
-                        None
-                        if prepared.refused
-                        else retry_delay(step, own if own is not None else schedule, rand())
+            for prepared, attempt in job.attempts:
+                delivery = prepared.delivery
+                final_failure = False
+                if attempt.error is None:
+                    log.info(
+                        "callback %s (%s, event %s)%s: delivered",
+                        delivery.id,
+                        delivery.event_type,
+                        delivery.event_id,
+                        " (manual)" if attempt.manual else "",
                     )
-                    if delay is None:
-                        final_failure = True
-                        values = {"status": str(DeliveryStatus.FAILED), "next_attempt_at": None}
-                    else:
-                        next_at = now + delay
-                        values = {"next_attempt_at": next_at}
-                # An automatic failure settles (or reschedules) the delivery only while
-                # it is pending: a manual redelivery may have got it through meanwhile.
-                only_if_pending = not attempt.manual
-                recorded = await repo.count_attempt(
-                    delivery.id, attempt, only_if_pending=only_if_pending, **values
+                else:
+                    failed = await self._failure(
+                        session, repo, prepared, attempt, job.step, schedule, rand, now
+                    )
+                    if failed is None:
+                        continue  # deleted while the request ran
+                    attempt, next_at, final_failure = failed
+                    logged.append((delivery.id, attempt))
+                if delivery.endpoint_id is not None and prepared.health:
+                    notes.append(
+                        _HealthNote(delivery.endpoint_id, attempt, final_failure, prepared.endpoint)
+                    )
+            if job.rest:
+                # Not tried: after the failed one's next attempt (or now, should it
+                # have none), in a job of their own that checks the order again.
+                await JobRepository(session).enqueue(
+                    CALLBACK_KIND,
+                    job_payload(job.rest, step=1),
+                    (next_at or now) + ORDER_WAIT,
+                    now=now,
                 )
-                if recorded is None:
-                    results.append((delivery.status, None))  # deleted while the request ran
-                    continue
-                number, status, applied = recorded
-                if only_if_pending and not applied:
-                    final_failure, next_at = False, None
-                if next_at is not None:
-                    payload = job_payload([delivery.id], step=step + 1)
-                    await _enqueue(JobRepository(session), payload, next_at, now)
-            numbered = replace(attempt, number=number)
-            logged.append((delivery.id, numbered))
-            if delivery.endpoint_id is not None and prepared.health:
-                await self._health(
-                    repo,
-                    delivery.endpoint_id,
-                    numbered,
-                    final_failure,
-                    failing_after,
-                    now,
-                    known=prepared.endpoint,
-                )
-            log.info(
-                "callback %s (%s, event %s) attempt %d%s: %s",
-                delivery.id,
-                delivery.event_type,
-                delivery.event_id,
-                number,
-                " (manual)" if attempt.manual else "",
-                "delivered" if attempt.error is None else f"{attempt.error}; now {status}",
+        for note in _heard(notes):
+            await self._health(
+                repo,
+                note.endpoint_id,
+                note.attempt,
+                note.final_failure,
+                failing_after,
+                now,
+                known=note.known,
             )
-            results.append((status, next_at))
+        await repo.log_delivered(delivered)
         await repo.log_attempts(logged)
-        return results
+
+    async def _failure(
+        self,
+        session: AsyncSession,
+        repo: CallbackRepository,
+        prepared: Prepared,
+        attempt: DeliveryAttempt,
+        step: int,
+        schedule: Sequence[float],
+        rand: Callable[[], float],
+        now: datetime,
+    ) -> tuple[DeliveryAttempt, datetime | None, bool] | None:
+        """Count a failed attempt; schedule the next one or settle the delivery. (The
+        attempt numbered, for the log; when the next one is due, None: not scheduled;
+        whether that was its last); None when the delivery is gone."""
+        delivery = prepared.delivery
+        final_failure = False
+        next_at: datetime | None = None
+        values: dict[str, object] = {}
+        if not attempt.manual:
+            own = prepared.retry_schedule
+            delay = (
+                None
+                if prepared.refused
+                else retry_delay(step, own if own is not None else schedule, rand())
+            )
+            if delay is None:
+                final_failure = True
+                values = {"status": str(DeliveryStatus.FAILED), "next_attempt_at": None}
+            else:
+                next_at = now + delay
+                values = {"next_attempt_at": next_at}
+        # An automatic failure settles (or reschedules) the delivery only while it is
+        # pending: a manual redelivery may have got it through meanwhile.
+        only_if_pending = not attempt.manual
+        recorded = await repo.count_attempt(
+            delivery.id, attempt, only_if_pending=only_if_pending, **values
+        )
+        if recorded is None:
+            return None  # deleted while the request ran
+        number, status, applied = recorded
+        if only_if_pending and not applied:
+            final_failure, next_at = False, None
+        if next_at is not None:
+            payload = job_payload([delivery.id], step=step + 1)
+            await _enqueue(JobRepository(session), payload, next_at, now)
+        numbered = replace(attempt, number=number)
+        log.info(
+            "callback %s (%s, event %s) attempt %d%s: %s; now %s",
+            delivery.id,
+            delivery.event_type,
+            delivery.event_id,
+            number,
+            " (manual)" if attempt.manual else "",
+            attempt.error,
+            status,
+        )
+        return numbered, next_at, final_failure
 
     async def _health(
         self,
@@ -801,6 +845,47 @@ class CallbackService:
             last_status_code=attempt.status_code,
             last_error=attempt.error,
         )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobAttempts:
+    """What one delivery job did: its attempts in the order made (see `record`)."""
+
+    attempts: Sequence[tuple[Prepared, DeliveryAttempt]]
+    step: int  # the automatic attempt number these were, of the retry schedule
+    # The job's deliveries it did not try (after one that failed: they keep its order).
+    rest: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _HealthNote:
+    """An attempt to an endpoint, for its health columns (see `record`)."""
+
+    endpoint_id: str
+    attempt: DeliveryAttempt
+    final_failure: bool
+    known: Endpoint | None  # the endpoint as read with the delivery
+
+
+def _heard(notes: Sequence[_HealthNote]) -> list[_HealthNote]:
+    """The notes the health columns need, in the order of the requests: of several
+    successes in a row to one endpoint only the last (each would overwrite the one
+    before: one statement, not one per job of a batch); every failure, and the
+    success before it."""
+    ordered = sorted(notes, key=lambda n: n.attempt.requested_at)
+    kept: list[_HealthNote] = []
+    success_after: set[str] = set()  # endpoints with a later success, going backwards
+    for note in reversed(ordered):
+        success = note.attempt.error is None
+        if success and note.endpoint_id in success_after:
+            continue
+        kept.append(note)
+        if success:
+            success_after.add(note.endpoint_id)
+        else:
+            success_after.discard(note.endpoint_id)
+    kept.reverse()
+    return kept
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
