@@ -5,7 +5,7 @@ The statements a delivery costs (storing it with its event, reading it for its j
 recording its attempts) run against the tables, not the mapped classes, and the read
 is built once: they run several times per event, and the ORM's DML path and building
 a statement with an aliased sub-select cost far more CPU than the database spends on
-them (see docs/callbacks.md, "Cost")."""
+them (docs/jobs.md, "Customer callbacks")."""
 
 from __future__ import annotations
 
