@@ -3,7 +3,7 @@
 one transaction and two statements on the callback tables, each delivery keeps its
 own request time and attempt number; a job another worker took over records
 nothing, a failure schedules its retry, and two jobs of one delivery are numbered in
-turn."""
+turn. And the other end: several messages' events stored in two statements."""
 
 from __future__ import annotations
 
@@ -24,10 +24,18 @@ from wafile.clock import SystemClock
 from wafile.config import Settings
 from wafile.core.callbacks import DeliveryAttempt, DeliveryStatus
 from wafile.core.jobs import Job, LeaseLost
+from wafile.core.message_state import (
+    AttemptStatus,
+    MessageState,
+    MessageStatus,
+    Notify,
+    Subject,
+)
 from wafile.crypto import Sealer
 from wafile.db.accounts import AccountRepository
 from wafile.db.engine import reading, session_factory, transaction
 from wafile.db.jobs import JobRepository
+from wafile.db.messages import MessageRepository
 from wafile.db.tables import CallbackAttemptRow, CallbackDeliveryRow, JobRow
 from wafile.dispatch.callback_batch import CallbackBatcher
 from wafile.services.callbacks import CALLBACK_KIND, JobAttempts, callbacks
@@ -215,3 +223,68 @@ async def test_taken_over_failed_and_two_jobs_of_one_delivery(
     numbers = sorted((a.number, a.manual) for a in logged if a.delivery_id == ids[twice.id])
     assert numbers == [(1, False), (2, True)]
     assert rows[ids[twice.id]].attempts == 2
+
+
+async def test_notify_many_stores_several_messages_events_in_two_statements(
+    live_server: LiveServer, engine: AsyncEngine, settings: Settings
+) -> None:
+    """The transitions of several messages (a webhook body's statuses, a batch of
+    sends) make their deliveries and jobs in one INSERT each; still one job per
+    message and target, its events in sequence order."""
+    await queued_events(live_server, engine, messages=4)
+    sessions = session_factory(engine)
+    async with transaction(sessions) as session:
+        ids = set(await session.scalars(select(CallbackDeliveryRow.message_id)))
+        repo = MessageRepository(session)
+        messages = [m for i in sorted(i for i in ids if i) if (m := await repo.get(i))]
+    assert len(messages) == 4
+    at = datetime.now(UTC)
+    sent = Notify(
+        sequence=2,
+        subject=Subject.ATTEMPT,
+        attempt=0,
+        previous=AttemptStatus.QUEUED,
+        status=AttemptStatus.SENT,
+        late=False,
+        at=at,
+    )
+    progress = Notify(
+        sequence=3,
+        subject=Subject.MESSAGE,
+        attempt=None,
+        previous=MessageStatus.ACCEPTED,
+        status=MessageStatus.IN_PROGRESS,
+        late=False,
+        at=at,
+    )
+    changes = [(m, MessageState(plan=m.plan, sequence=3), [sent, progress]) for m in messages]
+    inserts: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT"):
+            inserts.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        async with transaction(sessions) as session:
+            await callbacks.notify_many(session, changes, now=at)
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+
+    assert len(inserts) == 2, "\n".join(inserts)  # the deliveries, then their jobs
+    async with transaction(sessions) as session:
+        new = list(
+            await session.scalars(
+                select(JobRow).where(JobRow.kind == CALLBACK_KIND, JobRow.lease_owner.is_(None))
+            )
+        )
+        rows = {r.id: r for r in await session.scalars(select(CallbackDeliveryRow))}
+    assert len(new) == len(messages)
+    grouped = [[rows[i] for i in job.payload["delivery_ids"]] for job in new]
+    assert sorted(g[0].message_id for g in grouped) == sorted(m.id for m in messages)
+    for group in grouped:
+        assert [(d.message_id, d.sequence) for d in group] == [
+            (group[0].message_id, 2),
+            (group[0].message_id, 3),
+        ]
+        assert [d.event_type for d in group] == ["attempt.sent", "message.in_progress"]

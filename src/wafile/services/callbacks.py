@@ -236,14 +236,16 @@ def _pending(
 async def _outbox(session: AsyncSession, deliveries: Sequence[Delivery], now: datetime) -> None:
     """Store the deliveries and their first attempts' jobs, in the caller's transaction.
 
-    One job per target: the events of one transition to one target (a message's
-    `attempt.sent` and `message.in_progress`, say) are one job that sends them in
-    sequence order, instead of jobs of their own where each later one would find the
-    earlier pending and go back to the queue to wait for it (see the module docstring)."""
+    One job per message (or inbound message) and target: the events of one transition
+    to one target (a message's `attempt.sent` and `message.in_progress`, say) are one
+    job that sends them in sequence order, instead of jobs of their own where each
+    later one would find the earlier pending and go back to the queue to wait for it
+    (see the module docstring). Never one job for two messages: a job checks the order
+    of its first event only, and one message's failure must not hold up another's."""
     await CallbackRepository(session).add_deliveries(deliveries)
-    groups: dict[tuple[str | None, str], list[str]] = {}
-    for delivery in deliveries:
-        groups.setdefault((delivery.endpoint_id, delivery.url), []).append(delivery.id)
+    groups: dict[tuple[str | None, str, str | None, str | None], list[str]] = {}
+    for d in deliveries:
+        groups.setdefault((d.endpoint_id, d.url, d.message_id, d.inbound_id), []).append(d.id)
     await JobRepository(session).enqueue_many(
         CALLBACK_KIND, [job_payload(ids, step=1) for ids in groups.values()], now, now=now
     )
@@ -420,9 +422,37 @@ class CallbackService:
 
         `state` is the message after the event: every event of one transition carries it.
         """
+        await self.notify_many(session, [(message, state, effects)], now=now)
+
+    async def notify_many(
+        self,
+        session: AsyncSession,
+        changes: Sequence[tuple[Message, MessageState, Sequence[Effect]]],
+        *,
+        now: datetime,
+    ) -> None:
+        """`notify` for the transitions of several messages (message, state after,
+        effects) made in this transaction, in two statements however many there are
+        (one INSERT of the deliveries, one of their jobs): for the callers that
+        apply a batch (a webhook body's statuses, a batch of sends)."""
+        deliveries: list[Delivery] = []
+        for message, state, effects in changes:
+            deliveries += await self._deliveries_of(session, message, state, effects, now)
+        if deliveries:
+            await _outbox(session, deliveries, now)
+
+    async def _deliveries_of(
+        self,
+        session: AsyncSession,
+        message: Message,
+        state: MessageState,
+        effects: Sequence[Effect],
+        now: datetime,
+    ) -> list[Delivery]:
+        """The deliveries of one transition's Notify effects, one per matching target."""
         notices = [e for e in effects if isinstance(e, Notify)]
         if not notices:
-            return
+            return []
         own = message.callback_format if message.callback_url else None
         endpoints = [
             e
@@ -430,7 +460,7 @@ class CallbackService:
             if endpoint_receives(e.format, origin=message.origin, own_format=own)
         ]
         if not endpoints and own is None:
-            return
+            return []
         document = message_document(message, state, updated_at=now)
         deliveries: list[Delivery] = []
         for notice in notices:
@@ -459,7 +489,7 @@ class CallbackService:
                 )
                 for endpoint_id, url, body in targets
             ]
-        await _outbox(session, deliveries, now)
+        return deliveries
 
     async def notify_inbound(
         self,
