@@ -96,6 +96,33 @@ class ForSend:
     uploaded: tuple[str, datetime] | None
 
 
+def _row_of(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "account_id": message.account_id,
+        "sender_id": message.sender_id,
+        "to_number": message.to,
+        "media_id": message.media_id,
+        "filename": message.filename,
+        "caption": message.caption,
+        "reply_to": message.reply_to,
+        "template": message.template,
+        "reference": message.reference,
+        "callback_url": message.callback_url,
+        "idempotency_key": message.idempotency_key,
+        "request_hash": message.request_hash,
+        "status": message.status,
+        "created_at": message.created_at,
+        "updated_at": message.updated_at,
+        "plan": plan_to_json(message.plan),
+        "media_url": message.media_url,
+        "provider": message.provider,
+        "origin": message.origin,
+        "callback_format": message.callback_format,
+        "state": snapshot_to_json(message.snapshot) if message.snapshot else None,
+    }
+
+
 def _whatsapp_only(sender_id: str) -> Plan:
     """The plan of a message stored before plans existed."""
     return make_plan([PlanStep(channel=Channel.WHATSAPP, sender_id=sender_id)])
@@ -109,30 +136,7 @@ class MessageRepository:
         """Insert; `DuplicateKey` when the idempotency key is taken (also under a race)."""
         # A Core INSERT on the table: the ORM's unit of work cost more CPU than the
         # statement itself on the API's hottest path.
-        stmt = insert(_messages).values(
-            id=message.id,
-            account_id=message.account_id,
-            sender_id=message.sender_id,
-            to_number=message.to,
-            media_id=message.media_id,
-            filename=message.filename,
-            caption=message.caption,
-            reply_to=message.reply_to,
-            template=message.template,
-            reference=message.reference,
-            callback_url=message.callback_url,
-            idempotency_key=message.idempotency_key,
-            request_hash=message.request_hash,
-            status=message.status,
-            created_at=message.created_at,
-            updated_at=message.updated_at,
-            plan=plan_to_json(message.plan),
-            media_url=message.media_url,
-            provider=message.provider,
-            origin=message.origin,
-            callback_format=message.callback_format,
-            state=snapshot_to_json(message.snapshot) if message.snapshot else None,
-        )
+        stmt = insert(_messages).values(_row_of(message))
         if message.idempotency_key is None:  # nothing else can collide: no savepoint
             await self._session.execute(stmt)
             return
@@ -141,6 +145,13 @@ class MessageRepository:
                 await self._session.execute(stmt)
         except IntegrityError:
             raise DuplicateKey(message.idempotency_key) from None
+
+    async def add_many(self, messages: list[Message]) -> None:
+        """Insert several messages in one statement; none may hold an idempotency key
+        (a taken key would fail them all: give such a message to `add`)."""
+        if any(m.idempotency_key is not None for m in messages):
+            raise ValueError("add_many takes messages without an idempotency key")
+        await self._session.execute(insert(_messages), [_row_of(m) for m in messages])
 
     async def get(
         self, message_id: str, *, account_id: str | None = None, lock: bool = False
