@@ -7,16 +7,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tests.integration.test_whatsapp_webhooks import sandbox_sender
-from tests.support import LiveServer, make_settings
+from tests.support import LiveServer
 from wafile.api.context import AppContext
-from wafile.config import Settings
 from wafile.db.engine import autocommit, session_factory, transaction
 from wafile.db.group_commit import GroupCommit
 from wafile.db.tables import JobRow, MessageRow
@@ -27,10 +25,8 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n%" + b"g" * 2000 + b"\ntrailer<<>>\n%%EOF\n
 REQUESTS = 24
 
 
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    # No embedded worker: the stored jobs stay to be counted.
-    return make_settings(tmp_path, database_url, embedded_worker=False)
+# No embedded worker: the stored jobs stay to be counted.
+pytestmark = pytest.mark.no_embedded_worker
 
 
 async def test_concurrent_posts_share_commits_and_each_is_stored_with_its_job(
