@@ -43,7 +43,7 @@ def safe_url(url: str | URL) -> str:
 
 
 def create_engine(
-    url: str, *, pool_size: int = 10, max_overflow: int = 10, **kwargs: Any
+    url: str, *, pool_size: int = 20, max_overflow: int = 5, **kwargs: Any
 ) -> AsyncEngine:
     """An engine for `url`; `pool_size` and `max_overflow` apply to PostgreSQL only."""
     parsed = make_url(url)
