@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    Select,
     Table,
     and_,
     bindparam,
@@ -128,6 +129,29 @@ def _whatsapp_only(sender_id: str) -> Plan:
     return make_plan([PlanStep(channel=Channel.WHATSAPP, sender_id=sender_id)])
 
 
+def _for_send() -> Select[MessageRow, MediaRow, datetime, str, datetime]:
+    m, media, window, upload = MessageRow, MediaRow, ConversationWindowRow, WhatsAppMediaRow
+    return (
+        select(m, media, window.last_inbound_at, upload.media_id, upload.uploaded_at)
+        .outerjoin(media, media.id == m.media_id)
+        .outerjoin(
+            window,
+            and_(
+                window.sender_id == m.sender_id,
+                # core.phones.whatsapp_id in SQL: the E.164 number without its `+`.
+                window.wa_id == func.ltrim(m.to_number, "+"),
+            ),
+        )
+        .outerjoin(upload, and_(upload.sender_id == m.sender_id, upload.sha256 == media.sha256))
+        .where(m.id == bindparam("message_id"))
+    )
+
+
+# Built once: SQLAlchemy keeps a statement object's cache key, which it otherwise
+# works out again at every execution (a join of four tables, once per send).
+_FOR_SEND = _for_send()
+
+
 class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -168,22 +192,8 @@ class MessageRepository:
     async def for_send(self, message_id: str) -> ForSend | None:
         """The message, its file, its window and its file's upload, in one query (a send
         job's preparation read them one by one: four round trips per message)."""
-        m, media, window, upload = MessageRow, MediaRow, ConversationWindowRow, WhatsAppMediaRow
-        stmt = (
-            select(m, media, window.last_inbound_at, upload.media_id, upload.uploaded_at)
-            .outerjoin(media, media.id == m.media_id)
-            .outerjoin(
-                window,
-                and_(
-                    window.sender_id == m.sender_id,
-                    # core.phones.whatsapp_id in SQL: the E.164 number without its `+`.
-                    window.wa_id == func.ltrim(m.to_number, "+"),
-                ),
-            )
-            .outerjoin(upload, and_(upload.sender_id == m.sender_id, upload.sha256 == media.sha256))
-            .where(m.id == message_id)
-        )
-        row = (await self._session.execute(stmt)).one_or_none()
+        found = await self._session.execute(_FOR_SEND, {"message_id": message_id})
+        row = found.one_or_none()
         if row is None:
             return None
         message_row, media_row, last_inbound_at, upload_id, uploaded_at = row
