@@ -96,7 +96,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
+def settings(tmp_path: Path, database_url: str, request: pytest.FixtureRequest) -> Settings:
+    # `@pytest.mark.no_embedded_worker`: the test runs (or records) the jobs itself.
+    if request.node.get_closest_marker("no_embedded_worker") is not None:
+        return make_settings(tmp_path, database_url, embedded_worker=False)
     return make_settings(tmp_path, database_url)
 
 

@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     database_url: str = ""
     # PostgreSQL connections each process keeps, and may open beyond them under load
     # (SQLite always has one). Mind the server's max_connections over all processes.
-    database_pool_size: int = Field(default=10, ge=1, le=1000)
-    database_max_overflow: int = Field(default=10, ge=0, le=1000)
+    database_pool_size: int = Field(default=20, ge=1, le=1000)
+    database_max_overflow: int = Field(default=5, ge=0, le=1000)
     media_url: str = ""
     public_url: str = ""
     secret_key: str = Field(default="", repr=False)

@@ -10,7 +10,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -23,7 +22,7 @@ from tests.integration.test_whatsapp_webhooks import (
     sandbox_sender,
     signed,
 )
-from tests.support import LiveServer, eventually, make_settings
+from tests.support import LiveServer, eventually
 from wafile.clock import SystemClock
 from wafile.config import Settings
 from wafile.core.jobs import Job
@@ -43,10 +42,8 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n%" + b"d" * 2000 + b"\ntrailer<<>>\n%%EOF\n
 BOUND = 20.0
 
 
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    # No embedded worker: the tests run their own, with handlers that fail.
-    return make_settings(tmp_path, database_url, embedded_worker=False)
+# No embedded worker: the tests run their own, with handlers that fail.
+pytestmark = pytest.mark.no_embedded_worker
 
 
 async def broken(job: Job, ctx: JobContext) -> None:

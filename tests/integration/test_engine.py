@@ -13,7 +13,7 @@ from sqlalchemy.pool import QueuePool
 
 from tests.conftest import PG_URL
 from tests.support import make_settings
-from wafile.db.engine import engine_for, reading, session_factory, transaction
+from wafile.db.engine import autocommit, engine_for, session_factory, transaction
 from wafile.errors import ServiceUnavailable
 
 
@@ -59,11 +59,11 @@ async def test_a_dropped_pool_recovers_after_one_failure(engine: AsyncEngine) ->
 
 
 async def test_reading_runs_each_statement_on_its_own_on_postgresql(engine: AsyncEngine) -> None:
-    """`reading` saves a transaction's BEGIN and COMMIT on PostgreSQL (autocommit), and is
+    """`autocommit` saves a transaction's BEGIN and COMMIT on PostgreSQL (autocommit), and is
     an ordinary transaction on SQLite; the pool's connections go back as they came."""
     sessions = session_factory(engine)
     postgres = engine.dialect.name == "postgresql"
-    async with reading(sessions) as s:
+    async with autocommit(sessions) as s:
         if postgres:
             # Each statement its own transaction: each gets a transaction id of its own.
             first = await s.scalar(text("SELECT txid_current()"))
@@ -80,12 +80,12 @@ async def test_reading_runs_each_statement_on_its_own_on_postgresql(engine: Asyn
 
 
 async def test_a_write_in_reading_is_kept(engine: AsyncEngine) -> None:
-    """A write in `reading` (an API key's last_used_at) commits: at once on PostgreSQL,
+    """A write in `autocommit` (an API key's last_used_at) commits: at once on PostgreSQL,
     with the session's transaction on SQLite."""
     sessions = session_factory(engine)
     async with transaction(sessions) as s:
         await s.execute(text("CREATE TABLE reading_probe (n INTEGER)"))
-    async with reading(sessions) as s:
+    async with autocommit(sessions) as s:
         await s.execute(text("INSERT INTO reading_probe (n) VALUES (7)"))
     async with transaction(sessions) as s:
         assert await s.scalar(text("SELECT n FROM reading_probe")) == 7

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.test_whatsapp_webhooks import sandbox_sender
-from tests.support import LiveServer, make_settings
-from wafile.config import Settings
+from tests.support import LiveServer
 from wafile.core.message_state import SendSucceeded
 from wafile.core.plan import Channel
 from wafile.db.engine import session_factory, transaction
@@ -28,10 +26,8 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n%" + b"l" * 2000 + b"\ntrailer<<>>\n%%EOF\n
 ROUNDS = 12
 
 
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    # No embedded worker: the test records the sends itself.
-    return make_settings(tmp_path, database_url, embedded_worker=False)
+# No embedded worker: the test records the sends itself.
+pytestmark = pytest.mark.no_embedded_worker
 
 
 async def test_two_sends_of_one_message_recorded_at_once_both_commit(

@@ -6,14 +6,12 @@ sender (its first step's), looked up apart when WhatsApp comes later in the plan
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.test_whatsapp_webhooks import sandbox_sender
-from tests.support import TEST_SECRET, LiveServer, make_settings
-from wafile.config import Settings
+from tests.support import TEST_SECRET, LiveServer
 from wafile.core.message_state import SendFailed
 from wafile.core.provider_errors import Disposition
 from wafile.crypto import Sealer
@@ -27,10 +25,8 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n%" + b"p" * 2000 + b"\ntrailer<<>>\n%%EOF\n
 TO = "+12015550101"
 
 
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    # No embedded worker: the test reads what a send would, and sends nothing.
-    return make_settings(tmp_path, database_url, embedded_worker=False)
+# No embedded worker: the test reads what a send would, and sends nothing.
+pytestmark = pytest.mark.no_embedded_worker
 
 
 async def test_the_window_and_the_upload_are_those_of_the_attempts_sender(

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.test_whatsapp_webhooks import sandbox_sender
-from tests.support import LiveServer, make_settings
+from tests.support import LiveServer
 from wafile.clock import SystemClock
-from wafile.config import Settings
 from wafile.core.jobs import Job, LeaseLost
 from wafile.core.message_state import SendSucceeded
 from wafile.db.engine import session_factory, transaction
@@ -32,10 +30,8 @@ OWNER = "test-worker"
 SENDS = 12
 
 
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    # No embedded worker: the test claims the send jobs and records their sends itself.
-    return make_settings(tmp_path, database_url, embedded_worker=False)
+# No embedded worker: the test claims the send jobs and records their sends itself.
+pytestmark = pytest.mark.no_embedded_worker
 
 
 async def accepted_jobs(live_server: LiveServer, engine: AsyncEngine) -> tuple[list[Job], str]:

@@ -1,8 +1,9 @@
-"""What one running app holds: settings, database, clock, metrics, store and sealer."""
+"""What one running app holds: settings, database, clock, metrics, store, sealer, and
+the group commit that stores accepted messages."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -10,7 +11,9 @@ from wafile.api.metrics import HttpMetrics
 from wafile.clock import Clock
 from wafile.config import Settings
 from wafile.crypto import Sealer
+from wafile.db.group_commit import GroupCommit
 from wafile.media.store import BlobStore
+from wafile.services.messages import Checked, MessageView, messages
 
 __all__ = ["AppContext"]
 
@@ -24,3 +27,13 @@ class AppContext:
     metrics: HttpMetrics
     store: BlobStore
     sealer: Sealer  # opens and seals the credentials stored at rest
+    # Messages accepted by concurrent requests, stored in one transaction.
+    accepted: GroupCommit[Checked, MessageView] = field(init=False)
+
+    def __post_init__(self) -> None:
+        async def store(
+            session: AsyncSession, batch: list[Checked]
+        ) -> list[MessageView | Exception]:
+            return list(await messages.store(session, batch, now=self.clock.now()))
+
+        object.__setattr__(self, "accepted", GroupCommit(store, what="messages"))

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.api.context import AppContext
 from wafile.core.accounts import Account
-from wafile.db.engine import reading, transaction
+from wafile.db.engine import autocommit, transaction
 from wafile.errors import Unauthorized
 from wafile.services.api_keys import api_keys
 
@@ -65,7 +65,7 @@ async def authenticated_account(
     # handler first needs it, so an upload never holds the connection (SQLite has
     # one) while its bytes stream in. One read (and now and then a write of
     # last_used_at) needs no transaction around it.
-    async with reading(ctx.sessions) as session:
+    async with autocommit(ctx.sessions) as session:
         return await api_keys.authenticate(session, key, now=ctx.clock.now())
 
 

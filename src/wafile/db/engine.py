@@ -24,11 +24,11 @@ from wafile.config import Settings
 from wafile.errors import ServiceUnavailable
 
 __all__ = [
+    "autocommit",
     "create_engine",
     "database_errors",
     "engine_for",
     "ping",
-    "reading",
     "safe_url",
     "session_factory",
     "transaction",
@@ -43,7 +43,7 @@ def safe_url(url: str | URL) -> str:
 
 
 def create_engine(
-    url: str, *, pool_size: int = 10, max_overflow: int = 10, **kwargs: Any
+    url: str, *, pool_size: int = 20, max_overflow: int = 5, **kwargs: Any
 ) -> AsyncEngine:
     """An engine for `url`; `pool_size` and `max_overflow` apply to PostgreSQL only."""
     parsed = make_url(url)
@@ -103,14 +103,15 @@ async def transaction(
 
 
 @asynccontextmanager
-async def reading(
+async def autocommit(
     sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[AsyncSession]:
-    """Reads that need no snapshot shared between their statements (authenticating a
-    key, what a send job needs): on PostgreSQL each statement runs on its own
-    (autocommit), which saves the BEGIN and COMMIT round trips of a transaction; a
-    write in it commits at once. On SQLite a transaction as usual: SQLAlchemy's
-    autocommit switch there would hand transaction control back to the driver."""
+    """Statements that each stand alone: reads that need no snapshot shared between
+    them (authenticating a key, what a send job needs) and single-statement writes (a
+    send slot, a claim of jobs). On PostgreSQL each statement commits on its own
+    (autocommit), which saves a transaction's BEGIN and COMMIT round trips. On SQLite
+    a transaction as usual: SQLAlchemy's autocommit switch there would hand
+    transaction control back to the driver."""
     engine: AsyncEngine = sessions.kw["bind"]
     with database_errors():
         if engine.dialect.name != "postgresql":

@@ -21,6 +21,7 @@ delivered on commit (and never when the transaction rolls back).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
@@ -46,7 +47,7 @@ from wafile.db.lists import padded
 from wafile.db.tables import JobRow
 from wafile.ids import new_id
 
-__all__ = ["NOTIFY_CHANNEL", "JobRepository"]
+__all__ = ["NOTIFY_CHANNEL", "JobRepository", "NewJob"]
 
 NOTIFY_CHANNEL: Final = "wafile_jobs"
 # Statements on the table, not the mapped class: the queue never needs the ORM's
@@ -76,6 +77,17 @@ def _job(row: Any) -> Job:
 
 def _held(job_id: str, owner: str) -> ColumnElement[bool]:
     return and_(_c.id == job_id, _c.lease_owner == owner)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewJob:
+    """A job to add (`JobRepository.enqueue_all`)."""
+
+    kind: str
+    payload: Mapping[str, Any]
+    run_at: datetime
+    dedupe_key: str | None = None
+    priority: int = Priority.NORMAL
 
 
 class JobRepository:
@@ -135,6 +147,47 @@ class JobRepository:
             return str(row[0]) if row is not None else None
         found: str | None = await self._session.scalar(stmt.returning(_c.id))
         return found
+
+    async def enqueue_all(self, jobs: Sequence[NewJob], *, now: datetime) -> None:
+        """`enqueue` for several jobs of any kinds in one INSERT; a job whose
+        `dedupe_key` exists already is left out, as there."""
+        if len(jobs) == 1:
+            one = jobs[0]
+            await self.enqueue(
+                one.kind,
+                one.payload,
+                one.run_at,
+                now=now,
+                dedupe_key=one.dedupe_key,
+                priority=one.priority,
+            )
+            return
+        if not jobs:
+            return
+        postgres = self._is_postgres()
+        rows = [
+            {
+                "id": new_id("job"),
+                "kind": job.kind,
+                "payload": dict(job.payload),
+                "run_at": job.run_at,
+                "attempts": 0,
+                "max_attempts": DEFAULT_MAX_ATTEMPTS,
+                "created_at": now,
+                "dedupe_key": job.dedupe_key,
+                "priority": job.priority,
+            }
+            for job in jobs
+        ]
+        stmt = (
+            (pg_insert if postgres else sqlite_insert)(_jobs)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=[_c.dedupe_key])
+        )
+        # As in enqueue: the wake-up rides on the insert.
+        await self._session.execute(
+            stmt.returning(func.pg_notify(NOTIFY_CHANNEL, "")) if postgres else stmt
+        )
 
     async def enqueue_many(
         self,

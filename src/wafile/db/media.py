@@ -11,7 +11,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +38,12 @@ def media_from_row(row: MediaRow) -> Media:
         whatsapp_reason=row.whatsapp_reason,
         source_url=row.source_url,
     )
+
+
+# Built once (every message reads its file): SQLAlchemy keeps a statement object's
+# cache key, which it otherwise works out again at every execution.
+_BY_ID = select(MediaRow).where(MediaRow.id == bindparam("media_id"))
+_BY_ID_IN_ACCOUNT = _BY_ID.where(MediaRow.account_id == bindparam("account_id"))
 
 
 class MediaRepository:
@@ -78,10 +84,11 @@ class MediaRepository:
 
     async def get(self, media_id: str, *, account_id: str | None) -> Media | None:
         """One media row; scoped to `account_id` unless None (signed links, sweeps)."""
-        stmt = select(MediaRow).where(MediaRow.id == media_id)
-        if account_id is not None:
-            stmt = stmt.where(MediaRow.account_id == account_id)
-        row = await self._session.scalar(stmt)
+        if account_id is None:
+            row = await self._session.scalar(_BY_ID, {"media_id": media_id})
+        else:
+            params = {"media_id": media_id, "account_id": account_id}
+            row = await self._session.scalar(_BY_ID_IN_ACCOUNT, params)
         return media_from_row(row) if row else None
 
     async def list_page(

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    Select,
     Table,
     and_,
     bindparam,
@@ -96,9 +97,59 @@ class ForSend:
     uploaded: tuple[str, datetime] | None
 
 
+def _row_of(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "account_id": message.account_id,
+        "sender_id": message.sender_id,
+        "to_number": message.to,
+        "media_id": message.media_id,
+        "filename": message.filename,
+        "caption": message.caption,
+        "reply_to": message.reply_to,
+        "template": message.template,
+        "reference": message.reference,
+        "callback_url": message.callback_url,
+        "idempotency_key": message.idempotency_key,
+        "request_hash": message.request_hash,
+        "status": message.status,
+        "created_at": message.created_at,
+        "updated_at": message.updated_at,
+        "plan": plan_to_json(message.plan),
+        "media_url": message.media_url,
+        "provider": message.provider,
+        "origin": message.origin,
+        "callback_format": message.callback_format,
+        "state": snapshot_to_json(message.snapshot) if message.snapshot else None,
+    }
+
+
 def _whatsapp_only(sender_id: str) -> Plan:
     """The plan of a message stored before plans existed."""
     return make_plan([PlanStep(channel=Channel.WHATSAPP, sender_id=sender_id)])
+
+
+def _for_send() -> Select[MessageRow, MediaRow, datetime, str, datetime]:
+    m, media, window, upload = MessageRow, MediaRow, ConversationWindowRow, WhatsAppMediaRow
+    return (
+        select(m, media, window.last_inbound_at, upload.media_id, upload.uploaded_at)
+        .outerjoin(media, media.id == m.media_id)
+        .outerjoin(
+            window,
+            and_(
+                window.sender_id == m.sender_id,
+                # core.phones.whatsapp_id in SQL: the E.164 number without its `+`.
+                window.wa_id == func.ltrim(m.to_number, "+"),
+            ),
+        )
+        .outerjoin(upload, and_(upload.sender_id == m.sender_id, upload.sha256 == media.sha256))
+        .where(m.id == bindparam("message_id"))
+    )
+
+
+# Built once: SQLAlchemy keeps a statement object's cache key, which it otherwise
+# works out again at every execution (a join of four tables, once per send).
+_FOR_SEND = _for_send()
 
 
 class MessageRepository:
@@ -109,30 +160,7 @@ class MessageRepository:
         """Insert; `DuplicateKey` when the idempotency key is taken (also under a race)."""
         # A Core INSERT on the table: the ORM's unit of work cost more CPU than the
         # statement itself on the API's hottest path.
-        stmt = insert(_messages).values(
-            id=message.id,
-            account_id=message.account_id,
-            sender_id=message.sender_id,
-            to_number=message.to,
-            media_id=message.media_id,
-            filename=message.filename,
-            caption=message.caption,
-            reply_to=message.reply_to,
-            template=message.template,
-            reference=message.reference,
-            callback_url=message.callback_url,
-            idempotency_key=message.idempotency_key,
-            request_hash=message.request_hash,
-            status=message.status,
-            created_at=message.created_at,
-            updated_at=message.updated_at,
-            plan=plan_to_json(message.plan),
-            media_url=message.media_url,
-            provider=message.provider,
-            origin=message.origin,
-            callback_format=message.callback_format,
-            state=snapshot_to_json(message.snapshot) if message.snapshot else None,
-        )
+        stmt = insert(_messages).values(_row_of(message))
         if message.idempotency_key is None:  # nothing else can collide: no savepoint
             await self._session.execute(stmt)
             return
@@ -141,6 +169,13 @@ class MessageRepository:
                 await self._session.execute(stmt)
         except IntegrityError:
             raise DuplicateKey(message.idempotency_key) from None
+
+    async def add_many(self, messages: list[Message]) -> None:
+        """Insert several messages in one statement; none may hold an idempotency key
+        (a taken key would fail them all: give such a message to `add`)."""
+        if any(m.idempotency_key is not None for m in messages):
+            raise ValueError("add_many takes messages without an idempotency key")
+        await self._session.execute(insert(_messages), [_row_of(m) for m in messages])
 
     async def get(
         self, message_id: str, *, account_id: str | None = None, lock: bool = False
@@ -157,22 +192,8 @@ class MessageRepository:
     async def for_send(self, message_id: str) -> ForSend | None:
         """The message, its file, its window and its file's upload, in one query (a send
         job's preparation read them one by one: four round trips per message)."""
-        m, media, window, upload = MessageRow, MediaRow, ConversationWindowRow, WhatsAppMediaRow
-        stmt = (
-            select(m, media, window.last_inbound_at, upload.media_id, upload.uploaded_at)
-            .outerjoin(media, media.id == m.media_id)
-            .outerjoin(
-                window,
-                and_(
-                    window.sender_id == m.sender_id,
-                    # core.phones.whatsapp_id in SQL: the E.164 number without its `+`.
-                    window.wa_id == func.ltrim(m.to_number, "+"),
-                ),
-            )
-            .outerjoin(upload, and_(upload.sender_id == m.sender_id, upload.sha256 == media.sha256))
-            .where(m.id == message_id)
-        )
-        row = (await self._session.execute(stmt)).one_or_none()
+        found = await self._session.execute(_FOR_SEND, {"message_id": message_id})
+        row = found.one_or_none()
         if row is None:
             return None
         message_row, media_row, last_inbound_at, upload_id, uploaded_at = row

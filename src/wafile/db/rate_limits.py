@@ -92,7 +92,7 @@ class SendRateRepository:
             .values(retry_at_us=back + _int(rate.interval))
             .returning(row.retry_at_us, *fast_commit)
         )
-        if retry_at is None:  # the row is locked since the upsert: cannot be gone
+        if retry_at is None:  # its sender was deleted since the first statement
             raise RuntimeError(f"the send rate row of {sender_id} vanished")
         return Refused(retry_at=retry_at - rate.interval)
 

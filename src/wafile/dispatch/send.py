@@ -29,7 +29,7 @@ from wafile.core.whatsapp_messages import (
     template_message,
 )
 from wafile.crypto import Sealer
-from wafile.db.engine import reading, transaction
+from wafile.db.engine import autocommit, transaction
 from wafile.dispatch.jobs import JobContext, RetryLater
 from wafile.dispatch.send_slot import wait_for_send_slot
 from wafile.dispatch.sent_batch import Upload
@@ -56,14 +56,14 @@ async def send_job(job: Job, ctx: JobContext) -> None:
     message_id, attempt = str(job.payload["message_id"]), int(job.payload["attempt"])
     sealer = Sealer(ctx.deps.settings.secret_key)
     # Reads only, checked again when the outcome is recorded: no transaction needed.
-    async with reading(ctx.deps.sessions) as session:
+    async with autocommit(ctx.deps.sessions) as session:
         plan = await messages.prepare_send(
             session, sealer, message_id=message_id, attempt=attempt, now=ctx.now
         )
     if isinstance(plan, PendingFetch):
         if not await _fetch(job, ctx, plan, message_id, attempt):
             return
-        async with reading(ctx.deps.sessions) as session:
+        async with autocommit(ctx.deps.sessions) as session:
             plan = await messages.prepare_send(
                 session, sealer, message_id=message_id, attempt=attempt, now=ctx.now
             )

@@ -1,9 +1,10 @@
 """Waiting for a send slot: the sender's messages-per-second limit, in a send job.
 
 Right before the `/messages` POST (an upload is not a message), the job takes a slot
-from the sender's bucket in a short transaction of its own, committed at once: never
-in the job's `ctx.session`, which stays open until the job ends and would hold the
-sender's row locked through the HTTP call, serialising every worker. A slot at most
+from the sender's bucket in a statement of its own, committed at once (`autocommit`:
+no BEGIN and COMMIT round trips on PostgreSQL): never in the job's `ctx.session`,
+which stays open until the job ends and would hold the sender's row locked through
+the HTTP call, serialising every worker. A slot at most
 `MAX_WAIT` away is slept for (the job keeps its lease meanwhile); a later one is not
 taken, and the job goes back to the queue until its turn (`RetryLater`), freeing the
 worker's slot for other jobs. A job that wakes too late for its slot (the process
@@ -17,7 +18,7 @@ import logging
 from collections.abc import Sequence
 from typing import Final
 
-from wafile.db.engine import transaction
+from wafile.db.engine import autocommit, transaction
 from wafile.dispatch.jobs import JobContext, RetryLater
 from wafile.services.messages import SendPlan, SmsSendPlan, messages
 from wafile.services.rate_limits import mps_of, rate_limits
@@ -42,7 +43,7 @@ async def wait_for_send_slot(
     sender, clock = plan.sender, ctx.deps.clock
     for _ in range(SLOTS_MAX):
         now = clock.now()  # not ctx.now: the upload may have taken a while
-        async with transaction(ctx.deps.sessions) as session:
+        async with autocommit(ctx.deps.sessions) as session:
             slot = await rate_limits.reserve(session, sender, now=now)
         if not slot.granted:
             if uploaded:

@@ -48,7 +48,7 @@ from wafile.core.jobs import (
     error_text,
     next_attempt_at,
 )
-from wafile.db.engine import transaction
+from wafile.db.engine import autocommit, transaction
 from wafile.db.jobs import JobRepository
 from wafile.db.notify import listen, supports_listen
 from wafile.dispatch.callbacks import deliver_callback
@@ -225,7 +225,8 @@ class Worker:
         self, free: int, *, min_priority: int | None = None
     ) -> tuple[list[Job], datetime | None]:
         now = self.deps.clock.now()
-        async with transaction(self.deps.sessions) as session:
+        # One claiming statement, then a read: no transaction around them is needed.
+        async with autocommit(self.deps.sessions) as session:
             repo = JobRepository(session)
             jobs = await repo.claim(
                 self.owner,

@@ -51,7 +51,7 @@ from wafile.core.whatsapp_webhook import StatusUpdate
 from wafile.core.window import window_state
 from wafile.crypto import Sealer
 from wafile.db.accounts import AccountRepository
-from wafile.db.jobs import JobRepository
+from wafile.db.jobs import JobRepository, NewJob
 from wafile.db.media import MediaRepository
 from wafile.db.messages import DuplicateKey, MessageRepository, StoredEvent
 from wafile.db.providers import ProviderRepository
@@ -73,6 +73,7 @@ __all__ = [
     "DEADLINE_KIND",
     "IDEMPOTENCY_WINDOW",
     "SEND_KIND",
+    "Checked",
     "MessageService",
     "MessageView",
     "NewMessage",
@@ -177,6 +178,17 @@ class SmsSendPlan:
     media: Media
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Checked:
+    """A new message checked and built, not stored yet (`MessageService.store`)."""
+
+    message: Message
+    accepted: Accepted
+    state: MessageState
+    effects: tuple[Effect, ...]
+    entry: LogEntry
+
+
 class MessageService:
     async def accept(
         self,
@@ -188,7 +200,6 @@ class MessageService:
         now: datetime,
     ) -> tuple[MessageView, bool]:
         """Store the message and start it; (view, created). A repeated key returns the first."""
-        digest = _request_hash(request)
         repo = MessageRepository(session)
         if idempotency_key is not None:
             earlier = await repo.by_key(account.id, idempotency_key)
@@ -196,7 +207,30 @@ class MessageService:
                 await repo.forget_key(earlier.id)
                 earlier = None
             if earlier is not None:
-                return await self._same_request(session, earlier, digest), False
+                return await self._same_request(session, earlier, _request_hash(request)), False
+        checked = await self.check(
+            session, account=account, request=request, idempotency_key=idempotency_key, now=now
+        )
+        try:
+            [view] = await self.store(session, [checked], now=now)
+        except DuplicateKey:  # a concurrent POST with the same key won the race
+            assert idempotency_key is not None
+            earlier = await repo.by_key(account.id, idempotency_key)
+            if earlier is None:
+                raise
+            return await self._same_request(session, earlier, _request_hash(request)), False
+        return view, True
+
+    async def check(
+        self,
+        session: AsyncSession,
+        *,
+        account: Account,
+        request: NewMessage,
+        idempotency_key: str | None,
+        now: datetime,
+    ) -> Checked:
+        """Check a new message and build it, reading only (what `accept` stores)."""
         try:
             to = to_e164(request.to, unassigned_ok=request.unassigned_number_ok)
         except InvalidNumber as exc:
@@ -212,7 +246,7 @@ class MessageService:
             if why is not None:
                 raise ValidationFailed(why)
         # A new message starts from the plan's initial state: no log to replay and no
-        # row to lock, so acceptance is a handful of inserts (the hot path of the API).
+        # row to lock, so storing it is a handful of inserts (the hot path of the API).
         accepted = Accepted(at=now)
         after, effects, entry = transition(MessageState(plan=plan), accepted)
         message = Message(
@@ -235,22 +269,40 @@ class MessageService:
             callback_format=request.callback_format,
             origin=request.origin,
             idempotency_key=idempotency_key,
-            request_hash=digest,
+            request_hash=_request_hash(request),
             status=str(after.status),
             created_at=now,
             updated_at=now,
         )
-        try:
-            await repo.add(message)
-        except DuplicateKey:  # a concurrent POST with the same key won the race
-            assert idempotency_key is not None
-            earlier = await repo.by_key(account.id, idempotency_key)
-            if earlier is None:
-                raise
-            return await self._same_request(session, earlier, digest), False
-        stored = await self._log(repo, message.id, accepted, entry, source="api", now=now, seq=1)
-        await _carry_out(session, message, after, effects, now)
-        return MessageView(message=message, state=after, events=[stored]), True
+        return Checked(
+            message=message, accepted=accepted, state=after, effects=effects, entry=entry
+        )
+
+    async def store(
+        self, session: AsyncSession, checked: Sequence[Checked], *, now: datetime
+    ) -> list[MessageView]:
+        """Store checked messages and start them: their rows, acceptance events and
+        jobs (the outbox), each kind in one statement. `DuplicateKey` when the one
+        message given holds an idempotency key another message took; several messages
+        stored at once must hold none."""
+        repo = MessageRepository(session)
+        if len(checked) == 1:
+            await repo.add(checked[0].message)  # with a savepoint if it holds a key
+        else:
+            await repo.add_many([c.message for c in checked])
+        rows = [
+            _event_row(c.message.id, 1, c.accepted, c.entry, source="api", now=now) for c in checked
+        ]
+        await repo.append_events(rows)
+        await _carry_out_all(session, [(c.message, c.state, c.effects) for c in checked], now)
+        return [
+            MessageView(
+                message=c.message,
+                state=c.state,
+                events=[(1, now, "api", row["event"], c.entry.applied, row["note"])],
+            )
+            for c, row in zip(checked, rows, strict=True)
+        ]
 
     async def _same_request(
         self, session: AsyncSession, earlier: Message, digest: str
@@ -417,21 +469,6 @@ class MessageService:
             saved.append(save)
         await repo.append_events(logged)
         await repo.save_states(saved)
-
-    @staticmethod
-    async def _log(
-        repo: MessageRepository,
-        message_id: str,
-        event: Event,
-        entry: LogEntry,
-        *,
-        source: str,
-        now: datetime,
-        seq: int,
-    ) -> StoredEvent:
-        row = _event_row(message_id, seq, event, entry, source=source, now=now)
-        await repo.append_events([row])
-        return (seq, now, source, row["event"], entry.applied, row["note"])
 
     async def page(
         self,
@@ -662,28 +699,43 @@ async def _carry_out(
     now: datetime,
 ) -> None:
     """Effects become jobs in the event's own transaction (the outbox)."""
-    jobs, message_id = JobRepository(session), message.id
-    for effect in effects:
-        if isinstance(effect, StartAttempt):
-            await jobs.enqueue(
-                SEND_KIND,
-                {"message_id": message_id, "attempt": effect.attempt},
-                now,
-                now=now,
-                dedupe_key=f"send:{message_id}:{effect.attempt}",
-                priority=Priority.FALLBACK if effect.attempt > 0 else Priority.NORMAL,
-            )
-        elif isinstance(effect, ScheduleDeadline):
-            await jobs.enqueue(
-                DEADLINE_KIND,
-                {"message_id": message_id, "attempt": effect.attempt},
-                effect.at,
-                now=now,
-                dedupe_key=f"deadline:{message_id}:{effect.attempt}",
-                priority=Priority.TIMER,
-            )
+    await _carry_out_all(session, [(message, state, effects)], now)
+
+
+async def _carry_out_all(
+    session: AsyncSession,
+    changes: Sequence[tuple[Message, MessageState, tuple[Effect, ...]]],
+    now: datetime,
+) -> None:
+    """`_carry_out` for several messages' (message, state after, effects): their jobs
+    added in one statement."""
+    jobs: list[NewJob] = []
+    for message, _, effects in changes:
+        for effect in effects:
+            if isinstance(effect, StartAttempt):
+                jobs.append(
+                    NewJob(
+                        kind=SEND_KIND,
+                        payload={"message_id": message.id, "attempt": effect.attempt},
+                        run_at=now,
+                        dedupe_key=f"send:{message.id}:{effect.attempt}",
+                        priority=Priority.FALLBACK if effect.attempt > 0 else Priority.NORMAL,
+                    )
+                )
+            elif isinstance(effect, ScheduleDeadline):
+                jobs.append(
+                    NewJob(
+                        kind=DEADLINE_KIND,
+                        payload={"message_id": message.id, "attempt": effect.attempt},
+                        run_at=effect.at,
+                        dedupe_key=f"deadline:{message.id}:{effect.attempt}",
+                        priority=Priority.TIMER,
+                    )
+                )
+    await JobRepository(session).enqueue_all(jobs, now=now)
     # Notify: one signed callback delivery per matching target, with the state after it.
-    await callbacks.notify(session, message, state, effects, now=now)
+    for message, state, effects in changes:
+        await callbacks.notify(session, message, state, effects, now=now)
 
 
 def status_report(

@@ -3,7 +3,9 @@
 Every `/messages` POST to Meta takes a slot first (uploads are not messages). The
 bucket is a database row (`db/rate_limits.py`), so the limit holds for any number of
 workers on any number of machines. Call `reserve` in a transaction of its own that
-commits at once: the sender's row is locked until then.
+commits at once, or with each statement committing alone (`db.engine.autocommit`):
+the sender's row is locked until the commit. Its second statement (a refusal's next
+try) reads the row afresh, so it needs no transaction shared with the first.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from wafile.api.deps import ApiKeyAuth, ContextDep, SessionDep
 from wafile.api.problems import problem_responses
 from wafile.core.plan import MAX_FALLBACK_TIME, MIN_FALLBACK_TIME
 from wafile.core.sms_text import BODY_MAX
+from wafile.db.engine import autocommit
 from wafile.services.messages import MessageView, NewMessage, messages
 from wafile.services.outbound import check_callback_url, guard_for
 
@@ -222,27 +223,36 @@ async def send_message(
         )
     if body.media_url is not None:  # its form now; where it resolves, when fetched
         guard_for(ctx.settings).check_url(body.media_url, field="media_url")
+    request = NewMessage(
+        to=body.to,
+        media_id=body.media_id,
+        media_url=body.media_url,
+        provider=body.provider,
+        sender=body.sender,
+        filename=body.filename,
+        caption=body.caption,
+        reply_to=body.reply_to,
+        template=body.template.model_dump() if body.template else None,
+        reference=body.reference,
+        callback_url=body.callback_url,
+        channels=(
+            tuple(c.model_dump(exclude_none=True) for c in body.channels)
+            if body.channels is not None
+            else None
+        ),
+    )
+    if idempotency_key is None:
+        # Checked with reads that need no transaction, then stored together with the
+        # messages other requests accept meanwhile: one commit for all of them.
+        async with autocommit(ctx.sessions) as reads:
+            checked = await messages.check(
+                reads, account=account, request=request, idempotency_key=None, now=ctx.clock.now()
+            )
+        return _out(await ctx.accepted.submit(ctx.sessions, checked))
     view, created = await messages.accept(
         session,
         account=account,
-        request=NewMessage(
-            to=body.to,
-            media_id=body.media_id,
-            media_url=body.media_url,
-            provider=body.provider,
-            sender=body.sender,
-            filename=body.filename,
-            caption=body.caption,
-            reply_to=body.reply_to,
-            template=body.template.model_dump() if body.template else None,
-            reference=body.reference,
-            callback_url=body.callback_url,
-            channels=(
-                tuple(c.model_dump(exclude_none=True) for c in body.channels)
-                if body.channels is not None
-                else None
-            ),
-        ),
+        request=request,
         idempotency_key=idempotency_key,
         now=ctx.clock.now(),
     )
