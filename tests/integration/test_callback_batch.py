@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.test_callbacks import CALLBACK_TABLES
 from tests.integration.test_whatsapp_webhooks import sandbox_sender
-from tests.support import LiveServer, make_settings
+from tests.support import LiveServer
 from wafile.clock import SystemClock
 from wafile.config import Settings
 from wafile.core.callbacks import DeliveryAttempt, DeliveryStatus
@@ -33,7 +32,7 @@ from wafile.core.message_state import (
 )
 from wafile.crypto import Sealer
 from wafile.db.accounts import AccountRepository
-from wafile.db.engine import reading, session_factory, transaction
+from wafile.db.engine import autocommit, session_factory, transaction
 from wafile.db.jobs import JobRepository
 from wafile.db.messages import MessageRepository
 from wafile.db.tables import CallbackAttemptRow, CallbackDeliveryRow, JobRow
@@ -45,10 +44,8 @@ OWNER = "test-worker"
 MESSAGES = 12
 
 
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    # No embedded worker: the test claims the delivery jobs and records them itself.
-    return make_settings(tmp_path, database_url, embedded_worker=False)
+# No embedded worker: the test claims the delivery jobs and records them itself.
+pytestmark = pytest.mark.no_embedded_worker
 
 
 async def queued_events(
@@ -83,7 +80,7 @@ async def outcome(
 ) -> JobAttempts:
     """The job's deliveries as its handler reads them, each answered `status` at `at`."""
     ids = job.payload.get("delivery_ids") or [job.payload["delivery_id"]]
-    async with reading(session_factory(engine)) as session:
+    async with autocommit(session_factory(engine)) as session:
         prepared = await callbacks.prepare(
             session,
             Sealer(settings.secret_key),

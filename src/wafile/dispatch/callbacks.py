@@ -23,7 +23,7 @@ from __future__ import annotations
 from wafile.core.callbacks import DeliveryAttempt
 from wafile.core.jobs import Job
 from wafile.crypto import Sealer
-from wafile.db.engine import reading
+from wafile.db.engine import autocommit
 from wafile.dispatch.jobs import JobContext, RetryLater
 from wafile.services.callbacks import JobAttempts, Prepared, callbacks
 
@@ -51,7 +51,7 @@ async def deliver_callback(job: Job, ctx: JobContext) -> None:
     settings = ctx.deps.settings
     # Reads (and, at an account's first callback_url delivery, an insert-or-keep of its
     # secret): no transaction needed, which on PostgreSQL saves a BEGIN and a COMMIT.
-    async with reading(ctx.deps.sessions) as session:
+    async with autocommit(ctx.deps.sessions) as session:
         prepared = await callbacks.prepare(
             session,
             _sealer(settings.secret_key),
