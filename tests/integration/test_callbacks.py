@@ -646,8 +646,11 @@ async def test_a_failed_event_holds_back_the_rest_of_its_transition_and_few_stat
     assert len(log["attempt.sent"]["attempts"]) == 2
     # Held back, not tried: its only attempt is the one that worked.
     assert len(log["message.in_progress"]["attempts"]) == 1
-    # 7 deliveries in 4 transitions, one retried: 32 counted; before the jobs were
-    # grouped and the reads folded into the writes, about 70.
+    # 7 deliveries in 4 transitions, one retried: 28 counted on a quiet machine (a
+    # job's successes are one UPDATE and one INSERT however many), more when timing
+    # makes a job wait its turn (a second read) or record alone; about 70 before the
+    # jobs were grouped and the reads folded into the writes. test_callback_batch
+    # pins the batched recording itself.
     assert len(statements) <= 36, "\n".join(statements)
 
 

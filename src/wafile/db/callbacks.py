@@ -1,17 +1,36 @@
 """Callback repository: all SQL about webhook endpoints, the account's callback
-secret, deliveries and their attempts. Secrets arrive and leave sealed."""
+secret, deliveries and their attempts. Secrets arrive and leave sealed.
+
+The statements a delivery costs (storing it with its event, reading it for its job,
+recording its attempts) run against the tables, not the mapped classes, and the read
+is built once: they run several times per event, and the ORM's DML path and building
+a statement with an aliased sub-select cost far more CPU than the database spends on
+them (docs/jobs.md, "Customer callbacks")."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Insert,
+    Select,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from wafile.core.callbacks import Delivery, DeliveryAttempt, DeliveryStatus, Endpoint
 from wafile.db.tables import (
@@ -27,6 +46,12 @@ __all__ = ["CallbackRepository"]
 
 # Bulk UPDATEs here change rows no session holds: nothing to synchronise.
 _NO_SYNC: Final = {"synchronize_session": False}
+_deliveries = cast(Table, CallbackDeliveryRow.__table__)
+_attempts = cast(Table, CallbackAttemptRow.__table__)
+_endpoints = cast(Table, WebhookEndpointRow.__table__)
+# for_sending labels the endpoint's columns with this (both tables have id, url...;
+# and `endpoint_id` is a delivery column).
+_EP: Final = "ep_"
 
 
 def _endpoint(row: WebhookEndpointRow) -> Endpoint:
@@ -48,7 +73,31 @@ def _endpoint(row: WebhookEndpointRow) -> Endpoint:
     )
 
 
-def _delivery(row: CallbackDeliveryRow) -> Delivery:
+def _labelled_endpoint(row: Mapping[str, Any]) -> tuple[Endpoint, str]:
+    """The endpoint and its sealed secret from `for_sending`'s labelled columns."""
+    return (
+        Endpoint(
+            id=row[_EP + "id"],
+            account_id=row[_EP + "account_id"],
+            url=row[_EP + "url"],
+            events=tuple(row[_EP + "events"]),
+            description=row[_EP + "description"],
+            enabled=row[_EP + "enabled"],
+            created_at=row[_EP + "created_at"],
+            updated_at=row[_EP + "updated_at"],
+            failures_since=row[_EP + "failures_since"],
+            failing_since=row[_EP + "failing_since"],
+            last_attempt_at=row[_EP + "last_attempt_at"],
+            last_status_code=row[_EP + "last_status_code"],
+            last_error=row[_EP + "last_error"],
+            format=row[_EP + "format"],
+        ),
+        row[_EP + "sealed_secret"],
+    )
+
+
+def _delivery(row: Any) -> Delivery:
+    """From a mapped row or a Core row of the table (same attribute names)."""
     return Delivery(
         id=row.id,
         account_id=row.account_id,
@@ -67,6 +116,97 @@ def _delivery(row: CallbackDeliveryRow) -> Delivery:
         last_attempt_at=row.last_attempt_at,
         delivered_at=row.delivered_at,
     )
+
+
+def _for_sending_statement() -> Select[Any]:
+    """for_sending's SELECT, built once (see the module docstring): the deliveries
+    named by the expanding `ids` parameter, each with its endpoint's columns (labelled
+    `_EP`...) and `earlier_due`."""
+    this, earlier = _deliveries, _deliveries.alias("earlier")
+    same_target = or_(
+        earlier.c.endpoint_id == this.c.endpoint_id,
+        and_(
+            this.c.endpoint_id.is_(None),
+            earlier.c.endpoint_id.is_(None),
+            earlier.c.url == this.c.url,
+        ),
+    )
+    # Typed, so SQLite's text timestamps come back as aware datetimes.
+    due = func.coalesce(earlier.c.next_attempt_at, earlier.c.created_at, type_=UTCDateTime())
+    earlier_due = (
+        select(func.min(due, type_=UTCDateTime()))
+        .where(
+            earlier.c.message_id == this.c.message_id,
+            earlier.c.sequence < this.c.sequence,
+            earlier.c.status == str(DeliveryStatus.PENDING),
+            same_target,
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(
+            this,
+            *(column.label(_EP + column.name) for column in _endpoints.c),
+            earlier_due.label("earlier_due"),
+        )
+        .select_from(this.outerjoin(_endpoints, _endpoints.c.id == this.c.endpoint_id))
+        .where(this.c.id.in_(bindparam("ids", expanding=True)))
+        .order_by(this.c.sequence, this.c.created_at, this.c.id)
+    )
+
+
+_FOR_SENDING: Final = _for_sending_statement()
+
+
+def _delivered_statements() -> tuple[Update, Insert]:
+    """mark_delivered's UPDATE and log_delivered's INSERT, built once; each runs as an
+    executemany (one text whatever the count). Parameters: `delivery_id`, `at` (when
+    its request was made); the INSERT also `id`, `manual`, `status_code`,
+    `latency_ms`, `response`."""
+    c = _deliveries.c
+    at = bindparam("at", type_=UTCDateTime())
+    mark = (
+        update(_deliveries)
+        .where(c.id == bindparam("delivery_id"))
+        .values(
+            attempts=c.attempts + 1,
+            last_attempt_at=at,
+            status=str(DeliveryStatus.DELIVERED),
+            delivered_at=at,
+            next_attempt_at=None,
+        )
+    )
+    # The attempt's number is the count the UPDATE left on the row (locked by it until
+    # the commit); a delivery deleted meanwhile has no row, and so no attempt.
+    numbered = select(
+        bindparam("id", type_=_attempts.c.id.type),
+        c.id,
+        c.attempts,
+        bindparam("manual", type_=_attempts.c.manual.type),
+        at,
+        bindparam("status_code", type_=_attempts.c.status_code.type),
+        null(),
+        bindparam("latency_ms", type_=_attempts.c.latency_ms.type),
+        bindparam("response", type_=_attempts.c.response.type),
+    ).where(c.id == bindparam("delivery_id"))
+    log = insert(_attempts).from_select(
+        [
+            "id",
+            "delivery_id",
+            "number",
+            "manual",
+            "requested_at",
+            "status_code",
+            "error",
+            "latency_ms",
+            "response",
+        ],
+        numbered,
+    )
+    return mark, log
+
+
+_MARK_DELIVERED, _LOG_DELIVERED = _delivered_statements()
 
 
 def _attempt(row: CallbackAttemptRow) -> DeliveryAttempt:
@@ -216,26 +356,30 @@ class CallbackRepository:
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
-        self._session.add_all(
-            CallbackDeliveryRow(
-                id=d.id,
-                account_id=d.account_id,
-                endpoint_id=d.endpoint_id,
-                message_id=d.message_id,
-                inbound_id=d.inbound_id,
-                url=d.url,
-                event_id=d.event_id,
-                event_type=d.event_type,
-                sequence=d.sequence,
-                body=d.body,
-                status=str(d.status),
-                attempts=d.attempts,
-                created_at=d.created_at,
-                next_attempt_at=d.next_attempt_at,
-            )
-            for d in deliveries
+        await self._session.execute(
+            insert(_deliveries),
+            [
+                {
+                    "id": d.id,
+                    "account_id": d.account_id,
+                    "endpoint_id": d.endpoint_id,
+                    "message_id": d.message_id,
+                    "inbound_id": d.inbound_id,
+                    "url": d.url,
+                    "event_id": d.event_id,
+                    "event_type": d.event_type,
+                    "sequence": d.sequence,
+                    "body": d.body,
+                    "status": str(d.status),
+                    "attempts": d.attempts,
+                    "created_at": d.created_at,
+                    "next_attempt_at": d.next_attempt_at,
+                    "last_attempt_at": d.last_attempt_at,
+                    "delivered_at": d.delivered_at,
+                }
+                for d in deliveries
+            ],
         )
-        await self._session.flush()
 
     async def delivery(self, delivery_id: str, *, account_id: str | None) -> Delivery | None:
         stmt = select(CallbackDeliveryRow).where(CallbackDeliveryRow.id == delivery_id)
@@ -255,40 +399,44 @@ class CallbackRepository:
         services/callbacks.py). Inbound events have no order: None."""
         if not delivery_ids:
             return []
-        this, earlier = CallbackDeliveryRow, aliased(CallbackDeliveryRow)
-        same_target = or_(
-            earlier.endpoint_id == this.endpoint_id,
-            and_(
-                this.endpoint_id.is_(None),
-                earlier.endpoint_id.is_(None),
-                earlier.url == this.url,
-            ),
-        )
-        # Typed, so SQLite's text timestamps come back as aware datetimes.
-        due = func.coalesce(earlier.next_attempt_at, earlier.created_at, type_=UTCDateTime())
-        earlier_due = (
-            select(func.min(due, type_=UTCDateTime()))
-            .where(
-                earlier.message_id == this.message_id,
-                earlier.sequence < this.sequence,
-                earlier.status == str(DeliveryStatus.PENDING),
-                same_target,
-            )
-            .scalar_subquery()
-        )
-        stmt = (
-            select(this, WebhookEndpointRow, earlier_due)
-            .outerjoin(WebhookEndpointRow, WebhookEndpointRow.id == this.endpoint_id)
-            .where(this.id.in_(list(delivery_ids)))
-            .order_by(this.sequence, this.created_at, this.id)
-        )
+        result = await self._session.execute(_FOR_SENDING, {"ids": list(delivery_ids)})
         found: list[tuple[Delivery, tuple[Endpoint, str] | None, datetime | None]] = []
-        for row, endpoint, due_at in (await self._session.execute(stmt)).all():
-            target = (_endpoint(endpoint), endpoint.sealed_secret) if endpoint else None
-            found.append((_delivery(row), target, due_at))
+        for row in result:
+            fields = row._mapping
+            target = _labelled_endpoint(fields) if fields[_EP + "id"] is not None else None
+            found.append((_delivery(row), target, fields["earlier_due"]))
         return found
 
-    async def record_attempt(
+    async def mark_delivered(self, delivered: Sequence[tuple[str, DeliveryAttempt]]) -> None:
+        """Count one successful request on each delivery and mark it delivered as of
+        that request: one executemany. Then `log_delivered` the same list."""
+        if delivered:
+            await self._session.execute(
+                _MARK_DELIVERED,
+                [{"delivery_id": i, "at": a.requested_at} for i, a in delivered],
+            )
+
+    async def log_delivered(self, delivered: Sequence[tuple[str, DeliveryAttempt]]) -> None:
+        """Log the successful attempts `mark_delivered` counted, numbered by that count
+        (`attempt.number` is ignored), in one executemany; nothing for a delivery gone."""
+        if delivered:
+            await self._session.execute(
+                _LOG_DELIVERED,
+                [
+                    {
+                        "id": new_id("dla"),
+                        "delivery_id": i,
+                        "manual": a.manual,
+                        "at": a.requested_at,
+                        "status_code": a.status_code,
+                        "latency_ms": a.latency_ms,
+                        "response": a.response,
+                    }
+                    for i, a in delivered
+                ],
+            )
+
+    async def count_attempt(
         self,
         delivery_id: str,
         attempt: DeliveryAttempt,
@@ -296,51 +444,57 @@ class CallbackRepository:
         only_if_pending: bool,
         **delivery_values: Any,
     ) -> tuple[int, DeliveryStatus, bool] | None:
-        """Count one request on the delivery, set its columns (status,
-        next_attempt_at...) and log the attempt under the number it got. With
-        `only_if_pending` the columns are set only while the delivery is pending (else
-        the attempt is only counted and logged). (That number, the delivery's status
-        after, whether the columns were set); None when the delivery is gone.
-        `attempt.number` is ignored.
+        """Count one request on the delivery and set its columns (status,
+        next_attempt_at...). With `only_if_pending` the columns are set only while the
+        delivery is pending (else the request is only counted). (The number the
+        attempt got, the delivery's status after, whether the columns were set); None
+        when the delivery is gone. Log the attempt with `log_attempts`.
 
-        An UPDATE ... RETURNING and an INSERT: no read first (and a second UPDATE only
-        when the delivery was no longer pending)."""
-        counted = {
-            "attempts": CallbackDeliveryRow.attempts + 1,
-            "last_attempt_at": attempt.requested_at,
-        }
-        returning = (CallbackDeliveryRow.attempts, CallbackDeliveryRow.status)
-        stmt = update(CallbackDeliveryRow).where(CallbackDeliveryRow.id == delivery_id)
+        An UPDATE ... RETURNING: no read first (and a second UPDATE only when the
+        delivery was no longer pending)."""
+        c = _deliveries.c
+        counted = {"attempts": c.attempts + 1, "last_attempt_at": attempt.requested_at}
+        returning = (c.attempts, c.status)
+        stmt = update(_deliveries).where(c.id == delivery_id)
         if only_if_pending:
-            stmt = stmt.where(CallbackDeliveryRow.status == str(DeliveryStatus.PENDING))
+            stmt = stmt.where(c.status == str(DeliveryStatus.PENDING))
         stmt = stmt.values(**counted, **delivery_values).returning(*returning)
-        row = (await self._session.execute(stmt, execution_options=_NO_SYNC)).first()
+        row = (await self._session.execute(stmt)).first()
         applied = row is not None
         if row is None and only_if_pending:
             stmt = (
-                update(CallbackDeliveryRow)
-                .where(CallbackDeliveryRow.id == delivery_id)
+                update(_deliveries)
+                .where(c.id == delivery_id)
                 .values(**counted)
                 .returning(*returning)
             )
-            row = (await self._session.execute(stmt, execution_options=_NO_SYNC)).first()
+            row = (await self._session.execute(stmt)).first()
         if row is None:
             return None
-        number, status = int(row[0]), DeliveryStatus(row[1])
+        return int(row[0]), DeliveryStatus(row[1]), applied
+
+    async def log_attempts(self, attempts: Sequence[tuple[str, DeliveryAttempt]]) -> None:
+        """Add (delivery id, attempt) to the delivery log, numbered as given, in one
+        statement."""
+        if not attempts:
+            return
         await self._session.execute(
-            insert(CallbackAttemptRow).values(
-                id=new_id("dla"),
-                delivery_id=delivery_id,
-                number=number,
-                manual=attempt.manual,
-                requested_at=attempt.requested_at,
-                status_code=attempt.status_code,
-                error=attempt.error,
-                latency_ms=attempt.latency_ms,
-                response=attempt.response,
-            )
+            insert(_attempts),
+            [
+                {
+                    "id": new_id("dla"),
+                    "delivery_id": delivery_id,
+                    "number": a.number,
+                    "manual": a.manual,
+                    "requested_at": a.requested_at,
+                    "status_code": a.status_code,
+                    "error": a.error,
+                    "latency_ms": a.latency_ms,
+                    "response": a.response,
+                }
+                for delivery_id, a in attempts
+            ],
         )
-        return number, status, applied
 
     async def page(
         self,

@@ -1,9 +1,11 @@
 """The `callback.deliver` job: signed POSTs of one message's events to one target.
 
-Read the deliveries in a short transaction, POST with no transaction open, then record
-the attempts (and the next jobs, or the deliveries' ends) in the job's own transaction,
-together with the job's completion. A crash after the receiver answered but before
-the commit sends the events again: receivers deduplicate by `webhook-id`.
+Read the deliveries (reads only: on PostgreSQL no transaction), POST with no
+transaction open, then record the attempts (and the next jobs, or the deliveries'
+ends) together with the job's completion, in one transaction with the other delivery
+jobs of this worker that finished meanwhile (dispatch/callback_batch.py). A crash
+after the receiver answered but before the commit sends the events again: receivers
+deduplicate by `webhook-id`.
 
 Payload: `{"delivery_id", "step"}` for the automatic attempt number `step` of the
 retry schedule; `{"delivery_ids": [...], "step": 1}` for the first attempts of several
@@ -18,20 +20,15 @@ are not tried now; they get a job of their own, due just after that one's next a
 
 from __future__ import annotations
 
-import random
-from datetime import datetime, timedelta
-
 from wafile.core.callbacks import DeliveryAttempt
 from wafile.core.jobs import Job
 from wafile.crypto import Sealer
-from wafile.db.engine import transaction
-from wafile.db.jobs import JobRepository
+from wafile.db.engine import autocommit
 from wafile.dispatch.jobs import JobContext, RetryLater
-from wafile.services.callbacks import CALLBACK_KIND, ORDER_WAIT, Prepared, callbacks, job_payload
+from wafile.services.callbacks import JobAttempts, Prepared, callbacks
 
 __all__ = ["deliver_callback"]
 
-_jitter = random.Random()  # noqa: S311 - spreads retries, not a secret
 _sealers: dict[str, Sealer] = {}  # by server secret: deriving the key costs an HKDF
 
 
@@ -52,7 +49,9 @@ async def deliver_callback(job: Job, ctx: JobContext) -> None:
     manual = bool(job.payload.get("manual", False))
     step = int(job.payload.get("step", 1))
     settings = ctx.deps.settings
-    async with transaction(ctx.deps.sessions) as session:
+    # Reads (and, at an account's first callback_url delivery, an insert-or-keep of its
+    # secret): no transaction needed, which on PostgreSQL saves a BEGIN and a COMMIT.
+    async with autocommit(ctx.deps.sessions) as session:
         prepared = await callbacks.prepare(
             session,
             _sealer(settings.secret_key),
@@ -74,30 +73,16 @@ async def deliver_callback(job: Job, ctx: JobContext) -> None:
         if attempt.error is not None and one.refused is None and not manual:
             break  # retried later: the events after it must not overtake it
     rest = [one.delivery.id for one in prepared[len(attempts) :]]
-    for one, attempt in attempts:
-        _, next_at = await callbacks.record(
-            ctx.session,
-            prepared=one,
-            attempt=attempt,
-            step=step,
-            # The vendor's schedule for a vendor format that has one, else wafile's.
-            schedule=(
-                one.retry_schedule
-                if one.retry_schedule is not None
-                else settings.callback_retry_schedule
-            ),
-            failing_after=timedelta(seconds=settings.callback_failing_after_seconds),
-            rand=_jitter.random(),
-            now=ctx.deps.clock.now(),
-        )
-    if rest:
-        # Not tried: after the failed one's next attempt (or now, should it have none),
-        # in a job of their own that checks the order again.
-        now = ctx.deps.clock.now()
-        run_at: datetime = (next_at or now) + ORDER_WAIT
-        await JobRepository(ctx.session).enqueue(
-            CALLBACK_KIND, job_payload(rest, step=1), run_at, now=now
-        )
+    # With the other delivery jobs that finished meanwhile, and this job's completion.
+    await ctx.deps.callback_records.record(
+        ctx.deps.sessions,
+        ctx.deps.clock,
+        settings,
+        job_id=job.id,
+        owner=ctx.owner,
+        outcome=JobAttempts(attempts=attempts, step=step, rest=rest),
+        completed=ctx.mark_completed,
+    )
 
 
 async def _attempt(ctx: JobContext, prepared: Prepared, manual: bool) -> DeliveryAttempt:

@@ -35,6 +35,7 @@ from wafile.channels.whatsapp_cloud import WhatsAppCloud
 from wafile.clock import Clock
 from wafile.config import Settings
 from wafile.core.jobs import Job
+from wafile.dispatch.callback_batch import CallbackBatcher
 from wafile.dispatch.sent_batch import SentBatcher
 from wafile.media.store import BlobStore
 from wafile.services.outbound import callback_guard_for
@@ -84,6 +85,8 @@ class WorkerDeps:
     sms: TwilioSms | None = None
     # Sends Meta accepted, recorded together with their jobs' completions.
     sent: SentBatcher = field(default_factory=SentBatcher)
+    # Callback attempts, recorded together with their jobs' completions.
+    callback_records: CallbackBatcher = field(default_factory=CallbackBatcher)
 
     @asynccontextmanager
     async def cloud(self) -> AsyncIterator[WhatsAppCloud]:

@@ -95,6 +95,7 @@ __all__ = [
     "STUCK_AFTER",
     "BoundSigner",
     "CallbackService",
+    "JobAttempts",
     "Prepared",
     "callbacks",
     "new_secret",
@@ -235,14 +236,16 @@ def _pending(
 async def _outbox(session: AsyncSession, deliveries: Sequence[Delivery], now: datetime) -> None:
     """Store the deliveries and their first attempts' jobs, in the caller's transaction.
 
-    One job per target: the events of one transition to one target (a message's
-    `attempt.sent` and `message.in_progress`, say) are one job that sends them in
-    sequence order, instead of jobs of their own where each later one would find the
-    earlier pending and go back to the queue to wait for it (see the module docstring)."""
+    One job per message (or inbound message) and target: the events of one transition
+    to one target (a message's `attempt.sent` and `message.in_progress`, say) are one
+    job that sends them in sequence order, instead of jobs of their own where each
+    later one would find the earlier pending and go back to the queue to wait for it
+    (see the module docstring). Never one job for two messages: a job checks the order
+    of its first event only, and one message's failure must not hold up another's."""
     await CallbackRepository(session).add_deliveries(deliveries)
-    groups: dict[tuple[str | None, str], list[str]] = {}
-    for delivery in deliveries:
-        groups.setdefault((delivery.endpoint_id, delivery.url), []).append(delivery.id)
+    groups: dict[tuple[str | None, str, str | None, str | None], list[str]] = {}
+    for d in deliveries:
+        groups.setdefault((d.endpoint_id, d.url, d.message_id, d.inbound_id), []).append(d.id)
     await JobRepository(session).enqueue_many(
         CALLBACK_KIND, [job_payload(ids, step=1) for ids in groups.values()], now, now=now
     )
@@ -419,9 +422,37 @@ class CallbackService:
 
         `state` is the message after the event: every event of one transition carries it.
         """
+        await self.notify_many(session, [(message, state, effects)], now=now)
+
+    async def notify_many(
+        self,
+        session: AsyncSession,
+        changes: Sequence[tuple[Message, MessageState, Sequence[Effect]]],
+        *,
+        now: datetime,
+    ) -> None:
+        """`notify` for the transitions of several messages (message, state after,
+        effects) made in this transaction, in two statements however many there are
+        (one INSERT of the deliveries, one of their jobs): for the callers that
+        apply a batch (a webhook body's statuses, a batch of sends)."""
+        deliveries: list[Delivery] = []
+        for message, state, effects in changes:
+            deliveries += await self._deliveries_of(session, message, state, effects, now)
+        if deliveries:
+            await _outbox(session, deliveries, now)
+
+    async def _deliveries_of(
+        self,
+        session: AsyncSession,
+        message: Message,
+        state: MessageState,
+        effects: Sequence[Effect],
+        now: datetime,
+    ) -> list[Delivery]:
+        """The deliveries of one transition's Notify effects, one per matching target."""
         notices = [e for e in effects if isinstance(e, Notify)]
         if not notices:
-            return
+            return []
         own = message.callback_format if message.callback_url else None
         endpoints = [
             e
@@ -429,7 +460,7 @@ class CallbackService:
             if endpoint_receives(e.format, origin=message.origin, own_format=own)
         ]
         if not endpoints and own is None:
-            return
+            return []
         document = message_document(message, state, updated_at=now)
         deliveries: list[Delivery] = []
         for notice in notices:
@@ -458,7 +489,7 @@ class CallbackService:
                 )
                 for endpoint_id, url, body in targets
             ]
-        await _outbox(session, deliveries, now)
+        return deliveries
 
     async def notify_inbound(
         self,
@@ -658,31 +689,103 @@ class CallbackService:
     async def record(
         self,
         session: AsyncSession,
+        jobs: Sequence[JobAttempts],
         *,
+        schedule: Sequence[float],
+        failing_after: timedelta,
+        rand: Callable[[], float],
+        now: datetime,
+    ) -> None:
+        """Log the attempts of these delivery jobs (each job's in the order made);
+        schedule each failed delivery's next attempt, or settle it; queue each job's
+        untried deliveries just after its failed one's next attempt.
+
+        `schedule` is for the deliveries whose format has none of its own. However
+        many jobs and events, the successes cost two statements (one UPDATE of the
+        deliveries, one INSERT of their attempts, each an executemany of one text):
+        the statements are most of what a callback costs."""
+        repo = CallbackRepository(session)
+        delivered = [
+            (prepared.delivery.id, attempt)
+            for job in jobs
+            for prepared, attempt in job.attempts
+            if attempt.error is None
+        ]
+        await repo.mark_delivered(delivered)
+        logged: list[tuple[str, DeliveryAttempt]] = []
+        notes: list[_HealthNote] = []  # what the endpoints' health columns hear of
+        for job in jobs:
+            next_at: datetime | None = None
+            for prepared, attempt in job.attempts:
+                delivery = prepared.delivery
+                final_failure = False
+                if attempt.error is None:
+                    log.info(
+                        "callback %s (%s, event %s)%s: delivered",
+                        delivery.id,
+                        delivery.event_type,
+                        delivery.event_id,
+                        " (manual)" if attempt.manual else "",
+                    )
+                else:
+                    failed = await self._failure(
+                        session, repo, prepared, attempt, job.step, schedule, rand, now
+                    )
+                    if failed is None:
+                        continue  # deleted while the request ran
+                    attempt, next_at, final_failure = failed
+                    logged.append((delivery.id, attempt))
+                if delivery.endpoint_id is not None and prepared.health:
+                    notes.append(
+                        _HealthNote(delivery.endpoint_id, attempt, final_failure, prepared.endpoint)
+                    )
+            if job.rest:
+                # Not tried: after the failed one's next attempt (or now, should it
+                # have none), in a job of their own that checks the order again.
+                await JobRepository(session).enqueue(
+                    CALLBACK_KIND,
+                    job_payload(job.rest, step=1),
+                    (next_at or now) + ORDER_WAIT,
+                    now=now,
+                )
+        for note in _heard(notes):
+            await self._health(
+                repo,
+                note.endpoint_id,
+                note.attempt,
+                note.final_failure,
+                failing_after,
+                now,
+                known=note.known,
+            )
+        await repo.log_delivered(delivered)
+        await repo.log_attempts(logged)
+
+    async def _failure(
+        self,
+        session: AsyncSession,
+        repo: CallbackRepository,
         prepared: Prepared,
         attempt: DeliveryAttempt,
         step: int,
         schedule: Sequence[float],
-        failing_after: timedelta,
-        rand: float,
+        rand: Callable[[], float],
         now: datetime,
-    ) -> tuple[DeliveryStatus, datetime | None]:
-        """Log one attempt; schedule the next one, or settle the delivery. Its status,
-        and when its next attempt is due (None: none is scheduled)."""
-        repo = CallbackRepository(session)
+    ) -> tuple[DeliveryAttempt, datetime | None, bool] | None:
+        """Count a failed attempt; schedule the next one or settle the delivery. (The
+        attempt numbered, for the log; when the next one is due, None: not scheduled;
+        whether that was its last); None when the delivery is gone."""
         delivery = prepared.delivery
-        delivered = attempt.error is None
         final_failure = False
-        values: dict[str, object] = {}
         next_at: datetime | None = None
-        if delivered:
-            values = {
-                "status": str(DeliveryStatus.DELIVERED),
-                "delivered_at": attempt.requested_at,
-                "next_attempt_at": None,
-            }
-        elif not attempt.manual:
-            delay = None if prepared.refused else retry_delay(step, schedule, rand)
+        values: dict[str, object] = {}
+        if not attempt.manual:
+            own = prepared.retry_schedule
+            delay = (
+                None
+                if prepared.refused
+                else retry_delay(step, own if own is not None else schedule, rand())
+            )
             if delay is None:
                 final_failure = True
                 values = {"status": str(DeliveryStatus.FAILED), "next_attempt_at": None}
@@ -691,12 +794,12 @@ class CallbackService:
                 values = {"next_attempt_at": next_at}
         # An automatic failure settles (or reschedules) the delivery only while it is
         # pending: a manual redelivery may have got it through meanwhile.
-        only_if_pending = not delivered and not attempt.manual
-        recorded = await repo.record_attempt(
+        only_if_pending = not attempt.manual
+        recorded = await repo.count_attempt(
             delivery.id, attempt, only_if_pending=only_if_pending, **values
         )
         if recorded is None:
-            return delivery.status, None  # deleted while the request ran
+            return None  # deleted while the request ran
         number, status, applied = recorded
         if only_if_pending and not applied:
             final_failure, next_at = False, None
@@ -704,26 +807,17 @@ class CallbackService:
             payload = job_payload([delivery.id], step=step + 1)
             await _enqueue(JobRepository(session), payload, next_at, now)
         numbered = replace(attempt, number=number)
-        if delivery.endpoint_id is not None and prepared.health:
-            await self._health(
-                repo,
-                delivery.endpoint_id,
-                numbered,
-                final_failure,
-                failing_after,
-                now,
-                known=prepared.endpoint,
-            )
         log.info(
-            "callback %s (%s, event %s) attempt %d%s: %s",
+            "callback %s (%s, event %s) attempt %d%s: %s; now %s",
             delivery.id,
             delivery.event_type,
             delivery.event_id,
             number,
             " (manual)" if attempt.manual else "",
-            "delivered" if delivered else f"{attempt.error}; now {status}",
+            attempt.error,
+            status,
         )
-        return status, next_at
+        return numbered, next_at, final_failure
 
     async def _health(
         self,
@@ -781,6 +875,47 @@ class CallbackService:
             last_status_code=attempt.status_code,
             last_error=attempt.error,
         )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class JobAttempts:
+    """What one delivery job did: its attempts in the order made (see `record`)."""
+
+    attempts: Sequence[tuple[Prepared, DeliveryAttempt]]
+    step: int  # the automatic attempt number these were, of the retry schedule
+    # The job's deliveries it did not try (after one that failed: they keep its order).
+    rest: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _HealthNote:
+    """An attempt to an endpoint, for its health columns (see `record`)."""
+
+    endpoint_id: str
+    attempt: DeliveryAttempt
+    final_failure: bool
+    known: Endpoint | None  # the endpoint as read with the delivery
+
+
+def _heard(notes: Sequence[_HealthNote]) -> list[_HealthNote]:
+    """The notes the health columns need, in the order of the requests: of several
+    successes in a row to one endpoint only the last (each would overwrite the one
+    before: one statement, not one per job of a batch); every failure, and the
+    success before it."""
+    ordered = sorted(notes, key=lambda n: n.attempt.requested_at)
+    kept: list[_HealthNote] = []
+    success_after: set[str] = set()  # endpoints with a later success, going backwards
+    for note in reversed(ordered):
+        success = note.attempt.error is None
+        if success and note.endpoint_id in success_after:
+            continue
+        kept.append(note)
+        if success:
+            success_after.add(note.endpoint_id)
+        else:
+            success_after.discard(note.endpoint_id)
+    kept.reverse()
+    return kept
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
