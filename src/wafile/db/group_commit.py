@@ -43,10 +43,14 @@ class GroupCommit(Generic[T, R]):
         *,
         what: str,
         max_batch: int = MAX_BATCH,
+        keys: Callable[[T], set[str]] | None = None,
     ) -> None:
         self._write = write
         self._what = what  # for logs: "sends", "messages"
         self._max_batch = max_batch
+        # Items whose keys meet (two jobs of one callback delivery) never share a
+        # batch: the later one waits for the next.
+        self._keys = keys
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._runner: asyncio.Task[None] | None = None
         self.commits = 0  # transactions committed, for tests and logs
@@ -62,8 +66,7 @@ class GroupCommit(Generic[T, R]):
 
     async def _run(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
+            batch = self._next_batch()
             try:
                 results = await self._commit(sessions, [item for item, _ in batch])
             except Exception as exc:  # each alone below
@@ -83,6 +86,22 @@ class GroupCommit(Generic[T, R]):
                 continue
             for (_, done), result in zip(batch, results, strict=True):
                 _settle(done, result)
+
+    def _next_batch(self) -> list[tuple[T, asyncio.Future[R]]]:
+        if self._keys is None:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            return batch
+        batch, left, taken = [], [], set[str]()
+        for pending in self._pending:
+            keys = self._keys(pending[0])
+            if len(batch) < self._max_batch and not keys & taken:
+                batch.append(pending)
+                taken |= keys
+            else:
+                left.append(pending)
+        self._pending = left
+        return batch
 
     async def _commit(
         self, sessions: async_sessionmaker[AsyncSession], items: list[T]

@@ -4,10 +4,9 @@ A delivery job records its attempts (and the next attempt of a failed one) toget
 with its completion, so that a crash between the two cannot lose them. A worker
 runs dozens of delivery jobs at once, and each recording was a transaction of its
 own (BEGIN, the deliveries' UPDATE, the attempts' INSERT, the job's DELETE, COMMIT).
-Here the jobs whose requests end while a recording is under way wait for it to end,
-then are recorded in one transaction with their jobs' completions: the statements
-of one job for all of them (services/callbacks.py, `record`). Nothing waits for a
-batch to fill: a job that finds no recording under way is recorded at once.
+Here the jobs whose requests end while one recording commits go together in the
+next, with their jobs' completions (db/group_commit.py): the statements of one job
+for all of them (services/callbacks.py, `record`).
 
 Two jobs of one delivery (a manual redelivery beside its automatic attempt) never
 share a batch: an attempt's number is the count its UPDATE left on the row.
@@ -21,50 +20,51 @@ raised.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wafile.clock import Clock
 from wafile.config import Settings
 from wafile.core.jobs import LeaseLost
-from wafile.db.engine import transaction
+from wafile.db.group_commit import GroupCommit
 from wafile.db.jobs import JobRepository
 from wafile.services.callbacks import JobAttempts, callbacks
 
-__all__ = ["MAX_BATCH", "CallbackBatcher"]
+__all__ = ["CallbackBatcher"]
 
-log = logging.getLogger(__name__)
-MAX_BATCH: Final = 64  # jobs per transaction: bounds the statements' sizes and locks held
 _jitter = random.Random()  # noqa: S311 - spreads retries, not a secret
 
 
-@dataclass(kw_only=True, slots=True)
-class _Pending:
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Finished:
     job_id: str
     owner: str
     outcome: JobAttempts
+    clock: Clock = field(repr=False)
+    settings: Settings = field(repr=False)
     completed: Callable[[], None] = field(repr=False)
-    done: asyncio.Future[None] = field(repr=False)
 
-    @property
-    def deliveries(self) -> set[str]:
-        return {prepared.delivery.id for prepared, _ in self.outcome.attempts}
+
+def _deliveries(finished: _Finished) -> set[str]:
+    return {prepared.delivery.id for prepared, _ in finished.outcome.attempts}
 
 
 class CallbackBatcher:
     """One per worker process (`WorkerDeps.callback_records`)."""
 
     def __init__(self) -> None:
-        self._pending: list[_Pending] = []
-        self._recorder: asyncio.Task[None] | None = None
-        self.batches = 0  # transactions that recorded jobs, for tests and logs
+        self._group: GroupCommit[_Finished, None] = GroupCommit(
+            self._write, what="callback jobs", keys=_deliveries
+        )
+
+    @property
+    def batches(self) -> int:
+        """Transactions that recorded jobs, for tests and logs."""
+        return self._group.commits
 
     async def record(
         self,
@@ -81,91 +81,32 @@ class CallbackBatcher:
 
         Returns once committed; raises `LeaseLost` when another worker holds the job
         now (nothing of it was recorded), or what recording it alone raised.
-        `completed` is called as soon as the commit made the job complete."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(
-            _Pending(job_id=job_id, owner=owner, outcome=outcome, completed=completed, done=done)
+        `completed` is called once the job is deleted in the batch's transaction,
+        before this returns (the worker's heartbeat must not take it for lost)."""
+        finished = _Finished(
+            job_id=job_id,
+            owner=owner,
+            outcome=outcome,
+            clock=clock,
+            settings=settings,
+            completed=completed,
         )
-        if self._recorder is None or self._recorder.done():
-            self._recorder = asyncio.create_task(self._record_pending(sessions, clock, settings))
-        await done
+        await self._group.submit(sessions, finished)
 
-    def _next_batch(self) -> list[_Pending]:
-        """Up to MAX_BATCH pending jobs, no two with a delivery in common (the later
-        waits for the next batch)."""
-        batch: list[_Pending] = []
-        left: list[_Pending] = []
-        taken: set[str] = set()
-        for pending in self._pending:
-            ids = pending.deliveries
-            if len(batch) < MAX_BATCH and not ids & taken:
-                batch.append(pending)
-                taken |= ids
-            else:
-                left.append(pending)
-        self._pending = left
-        return batch
-
-    async def _record_pending(
-        self, sessions: async_sessionmaker[AsyncSession], clock: Clock, settings: Settings
-    ) -> None:
-        while self._pending:
-            batch = self._next_batch()
-            try:
-                await self._commit(sessions, clock, settings, batch)
-            except Exception as exc:  # each is tried alone below
-                if len(batch) > 1:
-                    log.warning(
-                        "%d callback jobs not recorded together (%s): one by one", len(batch), exc
-                    )
-                    for one in batch:
-                        await self._alone(sessions, clock, settings, one)
-                else:
-                    _settle(batch[0], exc)
-
-    async def _alone(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        clock: Clock,
-        settings: Settings,
-        one: _Pending,
-    ) -> None:
-        try:
-            await self._commit(sessions, clock, settings, [one])
-        except Exception as exc:  # the job's own failure, for its handler
-            _settle(one, exc)
-
-    async def _commit(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        clock: Clock,
-        settings: Settings,
-        batch: list[_Pending],
-    ) -> None:
-        async with transaction(sessions) as session:
-            held = await JobRepository(session).complete_many([(p.job_id, p.owner) for p in batch])
-            await callbacks.record(
-                session,
-                [p.outcome for p in batch if p.job_id in held],
-                # A vendor format's own schedule wins over this (Prepared.retry_schedule).
-                schedule=settings.callback_retry_schedule,
-                failing_after=timedelta(seconds=settings.callback_failing_after_seconds),
-                rand=_jitter.random,
-                now=clock.now(),
-            )
-        self.batches += 1
-        for p in batch:
-            if p.job_id in held:
-                p.completed()
-                _settle(p, None)
-            else:
-                _settle(p, LeaseLost())
-
-
-def _settle(pending: _Pending, error: BaseException | None) -> None:
-    if pending.done.done():  # its handler was cancelled (the worker is stopping)
-        return
-    if error is None:
-        pending.done.set_result(None)
-    else:
-        pending.done.set_exception(error)
+    @staticmethod
+    async def _write(session: AsyncSession, batch: list[_Finished]) -> list[Exception | None]:
+        settings = batch[0].settings
+        held = await JobRepository(session).complete_many([(f.job_id, f.owner) for f in batch])
+        kept = [f for f in batch if f.job_id in held]
+        await callbacks.record(
+            session,
+            [f.outcome for f in kept],
+            # A vendor format's own schedule wins over this (Prepared.retry_schedule).
+            schedule=settings.callback_retry_schedule,
+            failing_after=timedelta(seconds=settings.callback_failing_after_seconds),
+            rand=_jitter.random,
+            now=batch[0].clock.now(),
+        )
+        for f in kept:
+            f.completed()  # just before the commit: a failing commit fails the handler too
+        return [None if f.job_id in held else LeaseLost() for f in batch]
