@@ -734,8 +734,7 @@ async def _carry_out_all(
                 )
     await JobRepository(session).enqueue_all(jobs, now=now)
     # Notify: one signed callback delivery per matching target, with the state after it.
-    for message, state, effects in changes:
-        await callbacks.notify(session, message, state, effects, now=now)
+    await callbacks.notify_many(session, changes, now=now)
 
 
 def status_report(
