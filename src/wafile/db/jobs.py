@@ -179,14 +179,15 @@ class JobRepository:
             }
             for job in jobs
         ]
-        stmt = (
-            (pg_insert if postgres else sqlite_insert)(_jobs)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=[_c.dedupe_key])
+        stmt = (pg_insert if postgres else sqlite_insert)(_jobs).on_conflict_do_nothing(
+            index_elements=[_c.dedupe_key]
         )
-        # As in enqueue: the wake-up rides on the insert.
+        # As in enqueue: the wake-up rides on the insert. The rows go as parameters,
+        # not `.values(rows)`: SQLAlchemy then compiles the statement once and renders
+        # the batch into one INSERT itself ("insertmanyvalues"), where a multi-row
+        # VALUES was compiled anew for every batch (2-3x the CPU at 4-16 rows).
         await self._session.execute(
-            stmt.returning(func.pg_notify(NOTIFY_CHANNEL, "")) if postgres else stmt
+            stmt.returning(func.pg_notify(NOTIFY_CHANNEL, "")) if postgres else stmt, rows
         )
 
     async def enqueue_many(
@@ -217,11 +218,11 @@ class JobRepository:
             }
             for payload in payloads
         ]
-        stmt = insert(_jobs).values(rows)
+        stmt = insert(_jobs)
         if self._is_postgres():
             # As in enqueue: the wake-up rides on the insert (folded into one at commit).
             stmt = stmt.returning(func.pg_notify(NOTIFY_CHANNEL, ""))
-        await self._session.execute(stmt)
+        await self._session.execute(stmt, rows)  # rows as parameters: see enqueue_all
 
     async def claim(
         self,

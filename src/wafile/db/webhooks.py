@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, text, tuple_, update
+from sqlalchemy import Table, and_, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +26,8 @@ from wafile.db.tables import (
 )
 
 __all__ = ["WebhookRepository"]
+
+_statuses = cast(Table, ProviderStatusRow.__table__)
 
 
 class WebhookRepository:
@@ -147,16 +149,15 @@ class WebhookRepository:
         on PostgreSQL (it refuses them): give each key once."""
         if not rows:
             return set()
-        table = ProviderStatusRow
+        c = _statuses.c
         stmt = (
-            self._insert()(table)
-            .values(rows)
-            .on_conflict_do_nothing(
-                index_elements=[table.sender_id, table.provider_id, table.status]
-            )
-            .returning(table.sender_id, table.provider_id, table.status)
+            self._insert()(_statuses)
+            .on_conflict_do_nothing(index_elements=[c.sender_id, c.provider_id, c.status])
+            .returning(c.sender_id, c.provider_id, c.status)
         )
-        return {(r[0], r[1], r[2]) for r in await self._session.execute(stmt)}
+        # Rows as parameters (compiled once, batched by SQLAlchemy), not `.values(rows)`
+        # (compiled anew per batch: about 10 ms for a webhook of 50 statuses).
+        return {(r[0], r[1], r[2]) for r in await self._session.execute(stmt, rows)}
 
     async def hold_provider_ids(self, keys: Collection[tuple[str, str]]) -> None:
         """`hold_provider_id` for several (sender id, provider id) keys in one statement,

@@ -13,7 +13,7 @@ from wafile.api.deps import ApiKeyAuth, ContextDep, SessionDep
 from wafile.api.problems import problem_responses
 from wafile.core.plan import MAX_FALLBACK_TIME, MIN_FALLBACK_TIME
 from wafile.core.sms_text import BODY_MAX
-from wafile.db.engine import autocommit
+from wafile.db.engine import autocommit, transaction
 from wafile.services.messages import MessageView, NewMessage, messages
 from wafile.services.outbound import check_callback_url, guard_for
 
@@ -206,7 +206,6 @@ async def send_message(
     body: MessageIn,
     response: Response,
     ctx: ContextDep,
-    session: SessionDep,
     account: ApiKeyAuth,
     idempotency_key: Annotated[
         str | None,
@@ -249,13 +248,16 @@ async def send_message(
                 reads, account=account, request=request, idempotency_key=None, now=ctx.clock.now()
             )
         return _out(await ctx.accepted.submit(ctx.sessions, checked))
-    view, created = await messages.accept(
-        session,
-        account=account,
-        request=request,
-        idempotency_key=idempotency_key,
-        now=ctx.clock.now(),
-    )
+    # One transaction of its own (SessionDep's, opened here only when needed: the
+    # usual request above never uses one).
+    async with transaction(ctx.sessions) as session:
+        view, created = await messages.accept(
+            session,
+            account=account,
+            request=request,
+            idempotency_key=idempotency_key,
+            now=ctx.clock.now(),
+        )
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     return _out(view)
