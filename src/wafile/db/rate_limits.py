@@ -18,12 +18,14 @@ from typing import cast
 
 from sqlalchemy import (
     BigInteger,
+    BindParameter,
     ColumnElement,
+    Executable,
     SQLColumnExpression,
     Table,
+    bindparam,
     case,
     func,
-    literal,
     select,
     update,
 )
@@ -48,14 +50,50 @@ __all__ = ["SendRateRepository"]
 _rates = cast(Table, SendRateRow.__table__)
 
 
-def _int(value: int) -> ColumnElement[int]:
-    # Typed, so PostgreSQL never takes a microsecond count for a 32-bit integer.
-    return literal(value, BigInteger())
-
-
 def _later(a: SQLColumnExpression[int], b: SQLColumnExpression[int]) -> ColumnElement[int]:
     """GREATEST(a, b), spelt the same on both databases."""
     return case((a > b, a), else_=b)
+
+
+def _take(postgres: bool) -> tuple[Executable, Executable]:
+    """The two statements of `take`, built once per database (they run for every send;
+    building them per call cost more CPU than running them): a grant, and a refusal's
+    next try. All values are bound parameters."""
+    row = _rates.c
+    insert = pg_insert if postgres else sqlite_insert
+    # On PostgreSQL the row stays locked until the commit: do not wait for the disk
+    # there. The setting rides on whichever statement returns a row (it is read at
+    # commit), instead of costing a `SET LOCAL` round trip of its own.
+    fast_commit = (func.set_config("synchronous_commit", "off", True),) if postgres else ()
+    now, interval = _us("now"), _us("interval")
+    # A first send finds a fresh bucket: granted at once.
+    grant = (
+        insert(_rates)
+        .values(sender_id=bindparam("sender"), next_at_us=_us("first_next"), retry_at_us=now)
+        .on_conflict_do_update(
+            index_elements=[row.sender_id],
+            set_={"next_at_us": _later(row.next_at_us, now) + interval},
+            where=row.next_at_us <= _us("limit"),
+        )
+        .returning(row.next_at_us, *fast_commit)
+    )
+    back = _later(row.retry_at_us, row.next_at_us - _us("tolerance"))
+    refuse = (
+        update(_rates)
+        .where(row.sender_id == bindparam("sender"))
+        .values(retry_at_us=back + interval)
+        .returning(row.retry_at_us, *fast_commit)
+    )
+    return grant, refuse
+
+
+def _us(name: str) -> BindParameter[int]:
+    # Typed, so PostgreSQL never takes a microsecond count for a 32-bit integer.
+    return bindparam(name, type_=BigInteger())
+
+
+_TAKE_PG = _take(postgres=True)
+_TAKE_SQLITE = _take(postgres=False)
 
 
 class SendRateRepository:
@@ -65,33 +103,19 @@ class SendRateRepository:
     async def take(self, sender_id: str, *, now: int, rate: SendRate, max_wait: int) -> Decision:
         """`core.rate_limit.take` on the sender's row (microseconds since the epoch)."""
         postgres = self._session.get_bind().dialect.name == "postgresql"
-        insert = pg_insert if postgres else sqlite_insert
-        row = _rates.c
-        # On PostgreSQL the row stays locked until the commit: do not wait for the disk
-        # there. The setting rides on whichever statement returns a row (it is read at
-        # commit), instead of costing a `SET LOCAL` round trip of its own.
-        fast_commit = (func.set_config("synchronous_commit", "off", True),) if postgres else ()
-        # A first send finds a fresh bucket: granted at once.
-        stmt = (
-            insert(_rates)
-            .values(sender_id=sender_id, next_at_us=now + rate.interval, retry_at_us=now)
-            .on_conflict_do_update(
-                index_elements=[row.sender_id],
-                set_={"next_at_us": _later(row.next_at_us, _int(now)) + _int(rate.interval)},
-                where=row.next_at_us <= _int(grant_limit(now, rate=rate, max_wait=max_wait)),
-            )
-            .returning(row.next_at_us, *fast_commit)
-        )
-        next_at = await self._session.scalar(stmt)
+        grant, refuse = _TAKE_PG if postgres else _TAKE_SQLITE
+        params = {
+            "sender": sender_id,
+            "now": now,
+            "first_next": now + rate.interval,
+            "interval": rate.interval,
+            "limit": grant_limit(now, rate=rate, max_wait=max_wait),
+            "tolerance": rate.tolerance,
+        }
+        next_at = await self._session.scalar(grant, params)
         if next_at is not None:
             return Granted(at=granted_slot(next_at, now=now, rate=rate))
-        back = _later(row.retry_at_us, row.next_at_us - _int(rate.tolerance))
-        retry_at = await self._session.scalar(
-            update(_rates)
-            .where(row.sender_id == sender_id)
-            .values(retry_at_us=back + _int(rate.interval))
-            .returning(row.retry_at_us, *fast_commit)
-        )
+        retry_at = await self._session.scalar(refuse, params)
         if retry_at is None:  # its sender was deleted since the first statement
             raise RuntimeError(f"the send rate row of {sender_id} vanished")
         return Refused(retry_at=retry_at - rate.interval)
