@@ -25,13 +25,13 @@ import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, ip_address
-from typing import Any, Final
+from typing import Final
 from urllib.parse import urlsplit
 
 import httpcore
 import httpx
-from httpcore._utils import is_socket_readable
 
+from wafile.channels.http_pool import PollingStream
 from wafile.core.ssrf import Address, Allowlist, host_address, is_loopback_name, refusal
 from wafile.errors import OutboundRefused
 
@@ -163,7 +163,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
                 stream = await self._inner.connect_tcp(
                     str(ip), port, timeout, local_address, socket_options
                 )
-                return _ReadableCheck(stream)
+                return PollingStream(stream)  # checked by a poll when idle
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
         assert failure is not None
@@ -179,43 +179,6 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
-
-
-class _ReadableCheck(httpcore.AsyncNetworkStream):
-    """A connection whose "is it readable?" costs a poll only.
-
-    httpcore asks that of every idle connection of the pool each time a request comes
-    or goes (a server that closed one makes it readable), and anyio's streams answer
-    by building their whole table of attributes first: measured, that doubled the CPU
-    of a callback POST when 16 or more connections were open. The socket is looked up
-    once here; everything else goes to the stream as it is."""
-
-    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
-        self._stream = stream
-        self._socket: socket.socket | None = stream.get_extra_info("socket")
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
-        return await self._stream.read(max_bytes, timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
-        await self._stream.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-    ) -> httpcore.AsyncNetworkStream:
-        # TLS runs over the same socket: the readable check stays the socket's.
-        return _ReadableCheck(await self._stream.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable" and self._socket is not None:
-            return is_socket_readable(self._socket)
-        return self._stream.get_extra_info(info)
 
 
 @functools.cache

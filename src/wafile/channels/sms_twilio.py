@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from wafile import __version__
+from wafile.channels.http_pool import polling_transport
 from wafile.channels.pooled import PooledClient, ProviderFailure
 from wafile.core.senders import TwilioSender
 
@@ -58,9 +59,9 @@ class TwilioSms(PooledClient):
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._http = httpx.AsyncClient(
             timeout=TIMEOUT,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             headers={"User-Agent": f"wafile/{__version__}"},
-            transport=transport,
+            transport=transport
+            or polling_transport(httpx.Limits(max_connections=100, max_keepalive_connections=20)),
         )
 
     async def send(

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import httpx
 
 from wafile import __version__
+from wafile.channels.http_pool import polling_transport
 from wafile.channels.pooled import PooledClient, ProviderFailure
 from wafile.core.senders import WhatsAppSender
 
@@ -47,9 +48,9 @@ class WhatsAppCloud(PooledClient):
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._http = httpx.AsyncClient(
             timeout=TIMEOUT,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             headers={"User-Agent": f"wafile/{__version__}"},
-            transport=transport,
+            transport=transport
+            or polling_transport(httpx.Limits(max_connections=200, max_keepalive_connections=50)),
         )
 
     async def upload(
