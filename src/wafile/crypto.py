@@ -9,12 +9,13 @@ values unreadable: `Unsealable` says so instead of returning garbage.
 from __future__ import annotations
 
 import base64
+from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-__all__ = ["Sealer", "Unsealable", "mask"]
+__all__ = ["Sealer", "Unsealable", "mask", "sealer_for"]
 
 _INFO = b"wafile/secrets-at-rest/v1"
 
@@ -45,6 +46,13 @@ class Sealer:
             raise Unsealable(
                 "a stored secret cannot be decrypted: was WAFILE_SECRET_KEY changed?"
             ) from exc
+
+
+@lru_cache(maxsize=4)  # a process has one server secret; tests use a few
+def sealer_for(secret_key: str) -> Sealer:
+    """The process's sealer for this secret, made once: deriving the key costs an HKDF,
+    which jobs that open a sender's token for every send paid each time."""
+    return Sealer(secret_key)
 
 
 def mask(secret: str, *, visible: int = 1) -> str:

@@ -22,22 +22,12 @@ from __future__ import annotations
 
 from wafile.core.callbacks import DeliveryAttempt
 from wafile.core.jobs import Job
-from wafile.crypto import Sealer
+from wafile.crypto import sealer_for
 from wafile.db.engine import autocommit
 from wafile.dispatch.jobs import JobContext, RetryLater
 from wafile.services.callbacks import JobAttempts, Prepared, callbacks
 
 __all__ = ["deliver_callback"]
-
-_sealers: dict[str, Sealer] = {}  # by server secret: deriving the key costs an HKDF
-
-
-def _sealer(secret_key: str) -> Sealer:
-    found = _sealers.get(secret_key)
-    if found is None:
-        found = _sealers[secret_key] = Sealer(secret_key)
-    return found
-
 
 async def deliver_callback(job: Job, ctx: JobContext) -> None:
     raw_ids = job.payload.get("delivery_ids")
@@ -54,7 +44,7 @@ async def deliver_callback(job: Job, ctx: JobContext) -> None:
     async with autocommit(ctx.deps.sessions) as session:
         prepared = await callbacks.prepare(
             session,
-            _sealer(settings.secret_key),
+            sealer_for(settings.secret_key),
             delivery_ids=ids,
             manual=manual,
             allow_loopback_http=settings.callback_loopback_ok,

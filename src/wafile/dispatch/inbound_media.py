@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from wafile.channels.whatsapp_cloud import GraphFailure
 from wafile.core.jobs import Job
 from wafile.core.provider_errors import Disposition, classify_whatsapp
-from wafile.crypto import Sealer
+from wafile.crypto import sealer_for
 from wafile.db.engine import transaction
 from wafile.db.webhooks import WebhookRepository
 from wafile.dispatch.jobs import JobContext
@@ -44,7 +44,7 @@ async def fetch_inbound_media(job: Job, ctx: JobContext) -> None:
         if inbound.provider_media_id is None:
             return
         sender, secrets = await senders.with_secrets(
-            session, Sealer(settings.secret_key), inbound.sender_id
+            session, sealer_for(settings.secret_key), inbound.sender_id
         )
         account = await accounts.get(session, inbound.account_id)
     error: str | None = None

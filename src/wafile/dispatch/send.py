@@ -28,7 +28,7 @@ from wafile.core.whatsapp_messages import (
     file_message,
     template_message,
 )
-from wafile.crypto import Sealer
+from wafile.crypto import sealer_for
 from wafile.db.engine import autocommit, transaction
 from wafile.dispatch.jobs import JobContext, RetryLater
 from wafile.dispatch.send_slot import wait_for_send_slot
@@ -54,7 +54,7 @@ WINDOW_CLOSED = "the 24-hour window is closed and there is no template"
 
 async def send_job(job: Job, ctx: JobContext) -> None:
     message_id, attempt = str(job.payload["message_id"]), int(job.payload["attempt"])
-    sealer = Sealer(ctx.deps.settings.secret_key)
+    sealer = sealer_for(ctx.deps.settings.secret_key)
     # Reads only, checked again when the outcome is recorded: no transaction needed.
     async with autocommit(ctx.deps.sessions) as session:
         plan = await messages.prepare_send(

@@ -5,7 +5,7 @@ would have been recorded (services/sms_webhooks.py)."""
 from __future__ import annotations
 
 from wafile.core.jobs import Job
-from wafile.crypto import Sealer
+from wafile.crypto import sealer_for
 from wafile.db.engine import transaction
 from wafile.dispatch.jobs import JobContext
 from wafile.services.sms_webhooks import SMS_STATUSES, sms_webhooks
@@ -20,7 +20,7 @@ async def poll_sms(job: Job, ctx: JobContext) -> None:
     async with transaction(ctx.deps.sessions) as session:
         target = await sms_webhooks.poll_target(
             session,
-            Sealer(ctx.deps.settings.secret_key),
+            sealer_for(ctx.deps.settings.secret_key),
             message_id=message_id,
             attempt=attempt,
             sender_id=sender_id,
