@@ -7,25 +7,29 @@ whether it holds 2 statuses or 12."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.test_whatsapp_webhooks import PDF, envelope, sandbox_sender
 from tests.support import TEST_SECRET, LiveServer
+from wafile.clock import SystemClock
 from wafile.config import Settings
+from wafile.core.jobs import LeaseLost
 from wafile.core.message_state import SendSucceeded
 from wafile.core.meta_signature import hub_signature
 from wafile.crypto import Sealer
 from wafile.db.engine import session_factory, transaction
-from wafile.db.tables import InboundMessageRow, ProviderStatusRow
+from wafile.db.jobs import JobRepository
+from wafile.db.tables import InboundMessageRow, JobRow, ProviderStatusRow, WebhookReceiptRow
+from wafile.dispatch.webhook_batch import WebhookBatcher
 from wafile.services.messages import SentRecord, messages
 from wafile.services.sandbox import SANDBOX_SENDER_ID, sandbox_credentials
-from wafile.services.webhooks import webhooks
+from wafile.services.webhooks import WEBHOOK_KIND, webhooks
 
 CREDS = sandbox_credentials(TEST_SECRET)
 NOW = int(datetime.now(UTC).timestamp())
@@ -68,21 +72,24 @@ class Gateway:
             )
             await messages.sent(session, [record], now=at)
 
-    async def post(self, **value: Any) -> None:
-        """Receive one signed body and apply it (the webhook job), each in a transaction."""
+    async def receive(self, **value: Any) -> str:
+        """Receive one signed body (stored, its job queued); its receipt id."""
         body = envelope(**value)
-        now = datetime.now(UTC)
         async with transaction(self.sessions) as session:
-            receipt = await webhooks.receive(
+            return await webhooks.receive(
                 session,
                 Sealer(TEST_SECRET),
                 sender_id=SANDBOX_SENDER_ID,
                 body=body,
                 signature=hub_signature(CREDS.whatsapp_app_secret, body),
-                now=now,
+                now=datetime.now(UTC),
             )
+
+    async def post(self, **value: Any) -> None:
+        """Receive one signed body and apply it (the webhook job), each in a transaction."""
+        receipt = await self.receive(**value)
         async with transaction(self.sessions) as session:
-            await webhooks.process(session, receipt_id=receipt, now=now)
+            await webhooks.process(session, receipt_id=receipt, now=datetime.now(UTC))
 
     async def shown(self, message_id: str) -> dict[str, Any]:
         async with self.server.client(headers={"Authorization": f"Bearer {self.key}"}) as http:
@@ -240,6 +247,52 @@ async def test_a_bigger_body_costs_no_more_statements(gw: Gateway) -> None:
 
     await statements(1, "WARM")  # the first body reads (and caches) the senders
     assert await statements(2, "TWO") == await statements(12, "TWELVE")
+
+
+async def test_concurrent_jobs_apply_their_bodies_together_as_one_by_one(gw: Gateway) -> None:
+    """A worker's webhook jobs running at once apply their bodies in one transaction
+    (dispatch/webhook_batch.py), ending as the same bodies applied one by one; a job
+    another worker took over applies nothing and stays queued."""
+    one_by_one, together = scripts("ONE"), scripts("TOG")
+    ids_one = [await gw.accept() for _ in one_by_one]
+    ids_tog = [await gw.accept() for _ in together]
+    for message_id, script in zip(ids_one + ids_tog, one_by_one + together, strict=True):
+        await gw.sent(message_id, script[0]["id"])
+    for script in one_by_one:
+        for item in script:
+            await gw.post(statuses=[item])
+    async with transaction(gw.sessions) as session:
+        await session.execute(delete(JobRow))  # the jobs of the bodies applied above
+    receipts = [await gw.receive(statuses=[item]) for script in together for item in script]
+    taken = await gw.receive(statuses=[status("wamid.TOGA", "read", NOW + 9)])
+    async with transaction(gw.sessions) as session:
+        jobs = await JobRepository(session).claim(
+            "test-worker", datetime.now(UTC), 100, timedelta(minutes=1), kinds=[WEBHOOK_KIND]
+        )
+    by_receipt = {str(job.payload["receipt_id"]): job for job in jobs}
+    assert set(by_receipt) == {*receipts, taken}
+    batcher = WebhookBatcher()
+
+    def apply(receipt: str, owner: str = "test-worker") -> Awaitable[None]:
+        job_id = by_receipt[receipt].id
+        return batcher.apply(
+            gw.sessions, SystemClock(), job_id=job_id, owner=owner, receipt_id=receipt
+        )
+
+    outcomes = await asyncio.gather(
+        *(apply(r) for r in receipts), apply(taken, owner="another-worker"), return_exceptions=True
+    )
+    assert outcomes == [None] * len(receipts) + [outcomes[-1]]
+    assert isinstance(outcomes[-1], LeaseLost)
+    assert batcher.batches == 1
+    for one, tog in zip(ids_one, ids_tog, strict=True):
+        assert await gw.outcome(tog) == await gw.outcome(one)
+    async with transaction(gw.sessions) as session:
+        left = list(await session.scalars(select(JobRow.id)))
+        unprocessed = await session.scalars(
+            select(WebhookReceiptRow.id).where(WebhookReceiptRow.processed_at.is_(None))
+        )
+        assert left == [by_receipt[taken].id] and list(unprocessed) == [taken]
 
 
 @pytest.mark.postgres

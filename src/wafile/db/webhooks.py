@@ -61,6 +61,23 @@ class WebhookRepository:
         ).first()
         return (row[0], row[1]) if row is not None else None
 
+    async def claim_receipts(
+        self, receipt_ids: Collection[str], now: datetime
+    ) -> dict[str, tuple[str, str]]:
+        """`claim_receipt` for several bodies in one statement: (sender id, body) by
+        receipt id, for those not gone nor processed already."""
+        if not receipt_ids:
+            return {}
+        table = WebhookReceiptRow
+        rows = await self._session.execute(
+            update(table)
+            .where(table.id.in_(padded(receipt_ids)), table.processed_at.is_(None))
+            .values(processed_at=now)
+            .returning(table.id, table.sender_id, table.body)
+            .execution_options(synchronize_session=False)
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
+
     async def add_inbound(self, inbound: Inbound) -> bool:
         """Insert unless this (sender, wamid) is known; True when it was new."""
         stmt = (

@@ -29,9 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wafile.clock import Clock
 from wafile.config import Settings
-from wafile.core.jobs import LeaseLost
-from wafile.db.group_commit import GroupCommit
-from wafile.db.jobs import JobRepository
+from wafile.dispatch.job_batch import JobBatcher
 from wafile.services.callbacks import JobAttempts, callbacks
 
 __all__ = ["CallbackBatcher"]
@@ -40,16 +38,13 @@ _jitter = random.Random()  # noqa: S311 - spreads retries, not a secret
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class _Finished:
-    job_id: str
-    owner: str
+class _Outcome:
     outcome: JobAttempts
     clock: Clock = field(repr=False)
     settings: Settings = field(repr=False)
-    completed: Callable[[], None] = field(repr=False)
 
 
-def _deliveries(finished: _Finished) -> set[str]:
+def _deliveries(finished: _Outcome) -> set[str]:
     return {prepared.delivery.id for prepared, _ in finished.outcome.attempts}
 
 
@@ -57,14 +52,14 @@ class CallbackBatcher:
     """One per worker process (`WorkerDeps.callback_records`)."""
 
     def __init__(self) -> None:
-        self._group: GroupCommit[_Finished, None] = GroupCommit(
+        self._jobs: JobBatcher[_Outcome] = JobBatcher(
             self._write, what="callback jobs", keys=_deliveries
         )
 
     @property
     def batches(self) -> int:
         """Transactions that recorded jobs, for tests and logs."""
-        return self._group.commits
+        return self._jobs.batches
 
     async def record(
         self,
@@ -77,36 +72,24 @@ class CallbackBatcher:
         outcome: JobAttempts,
         completed: Callable[[], None] = lambda: None,
     ) -> None:
-        """Record the job's attempts and complete it (deleted while `owner` holds it).
-
-        Returns once committed; raises `LeaseLost` when another worker holds the job
-        now (nothing of it was recorded), or what recording it alone raised.
-        `completed` is called once the job is deleted in the batch's transaction,
-        before this returns (the worker's heartbeat must not take it for lost)."""
-        finished = _Finished(
-            job_id=job_id,
-            owner=owner,
-            outcome=outcome,
-            clock=clock,
-            settings=settings,
-            completed=completed,
+        """Record the job's attempts and complete it (`JobBatcher.finish`: `LeaseLost`
+        when another worker holds the job now, and nothing of it was recorded)."""
+        work = _Outcome(outcome=outcome, clock=clock, settings=settings)
+        await self._jobs.finish(
+            sessions, job_id=job_id, owner=owner, work=work, completed=completed
         )
-        await self._group.submit(sessions, finished)
 
     @staticmethod
-    async def _write(session: AsyncSession, batch: list[_Finished]) -> list[Exception | None]:
-        settings = batch[0].settings
-        held = await JobRepository(session).complete_many([(f.job_id, f.owner) for f in batch])
-        kept = [f for f in batch if f.job_id in held]
+    async def _write(session: AsyncSession, done: list[_Outcome]) -> None:
+        if not done:
+            return
+        settings = done[0].settings
         await callbacks.record(
             session,
-            [f.outcome for f in kept],
+            [d.outcome for d in done],
             # A vendor format's own schedule wins over this (Prepared.retry_schedule).
             schedule=settings.callback_retry_schedule,
             failing_after=timedelta(seconds=settings.callback_failing_after_seconds),
             rand=_jitter.random,
-            now=batch[0].clock.now(),
+            now=done[0].clock.now(),
         )
-        for f in kept:
-            f.completed()  # just before the commit: a failing commit fails the handler too
-        return [None if f.job_id in held else LeaseLost() for f in batch]

@@ -29,6 +29,7 @@ from wafile.services.callbacks import JobAttempts, Prepared, callbacks
 
 __all__ = ["deliver_callback"]
 
+
 async def deliver_callback(job: Job, ctx: JobContext) -> None:
     raw_ids = job.payload.get("delivery_ids")
     ids = (

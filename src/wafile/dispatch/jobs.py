@@ -37,6 +37,7 @@ from wafile.config import Settings
 from wafile.core.jobs import Job
 from wafile.dispatch.callback_batch import CallbackBatcher
 from wafile.dispatch.sent_batch import SentBatcher
+from wafile.dispatch.webhook_batch import WebhookBatcher
 from wafile.media.store import BlobStore
 from wafile.services.outbound import callback_guard_for
 
@@ -87,6 +88,8 @@ class WorkerDeps:
     sent: SentBatcher = field(default_factory=SentBatcher)
     # Callback attempts, recorded together with their jobs' completions.
     callback_records: CallbackBatcher = field(default_factory=CallbackBatcher)
+    # Stored webhook bodies, applied together with their jobs' completions.
+    webhook_bodies: WebhookBatcher = field(default_factory=WebhookBatcher)
 
     @asynccontextmanager
     async def cloud(self) -> AsyncIterator[WhatsAppCloud]:

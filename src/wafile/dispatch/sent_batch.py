@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wafile.clock import Clock
-from wafile.core.jobs import LeaseLost
-from wafile.db.group_commit import GroupCommit
-from wafile.db.jobs import JobRepository
+from wafile.dispatch.job_batch import JobBatcher
 from wafile.services.messages import SentRecord, messages
 
 __all__ = ["SentBatcher", "Upload"]
@@ -38,24 +36,21 @@ class Upload:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Sent:
-    job_id: str
-    owner: str
     record: SentRecord
     upload: Upload | None
     clock: Clock = field(repr=False)
-    completed: Callable[[], None] = field(repr=False)
 
 
 class SentBatcher:
     """One per worker process (`WorkerDeps.sent`)."""
 
     def __init__(self) -> None:
-        self._group: GroupCommit[_Sent, None] = GroupCommit(self._write, what="sends")
+        self._jobs: JobBatcher[_Sent] = JobBatcher(self._write, what="sends")
 
     @property
     def batches(self) -> int:
         """Transactions that recorded sends, for tests and logs."""
-        return self._group.commits
+        return self._jobs.batches
 
     async def record(
         self,
@@ -68,30 +63,19 @@ class SentBatcher:
         upload: Upload | None = None,
         completed: Callable[[], None] = lambda: None,
     ) -> None:
-        """Record the send and complete its job (deleted while `owner` holds it).
-
-        Returns once committed; raises `LeaseLost` when another worker holds the job
-        now (nothing of it was recorded), or what recording it alone raised.
-        `completed` is called once the job is deleted in the batch's transaction,
-        before this returns: the worker's heartbeat must not take the missing row for
-        a lease another worker took.
-        """
-        sent = _Sent(
-            job_id=job_id,
-            owner=owner,
-            record=record,
-            upload=upload,
-            clock=clock,
-            completed=completed,
+        """Record the send and complete its job (`JobBatcher.finish`: `LeaseLost` when
+        another worker holds the job now, and nothing of it was recorded)."""
+        sent = _Sent(record=record, upload=upload, clock=clock)
+        await self._jobs.finish(
+            sessions, job_id=job_id, owner=owner, work=sent, completed=completed
         )
-        await self._group.submit(sessions, sent)
 
     @staticmethod
-    async def _write(session: AsyncSession, batch: list[_Sent]) -> list[Exception | None]:
-        now = batch[0].clock.now()
-        held = await JobRepository(session).complete_many([(s.job_id, s.owner) for s in batch])
-        kept = [s for s in batch if s.job_id in held]
-        for s in kept:
+    async def _write(session: AsyncSession, sends: list[_Sent]) -> None:
+        if not sends:
+            return
+        now = sends[0].clock.now()
+        for s in sends:
             if s.upload is not None:
                 await messages.remember_upload(
                     session,
@@ -100,7 +84,4 @@ class SentBatcher:
                     media_id=s.upload.media_id,
                     now=now,
                 )
-        await messages.sent(session, [s.record for s in kept], now=now)
-        for s in kept:
-            s.completed()  # just before the commit: a failing commit fails the handler too
-        return [None if s.job_id in held else LeaseLost() for s in batch]
+        await messages.sent(session, [s.record for s in sends], now=now)

@@ -6,13 +6,20 @@ from __future__ import annotations
 from wafile.core.jobs import Job
 from wafile.dispatch.jobs import JobContext
 from wafile.services.sms_webhooks import sms_webhooks
-from wafile.services.webhooks import webhooks
 
 __all__ = ["apply_sms_webhook", "apply_webhook"]
 
 
 async def apply_webhook(job: Job, ctx: JobContext) -> None:
-    await webhooks.process(ctx.session, receipt_id=str(job.payload["receipt_id"]), now=ctx.now)
+    # With the other bodies this worker's jobs apply meanwhile (dispatch/webhook_batch.py).
+    await ctx.deps.webhook_bodies.apply(
+        ctx.deps.sessions,
+        ctx.deps.clock,
+        job_id=job.id,
+        owner=ctx.owner,
+        receipt_id=str(job.payload["receipt_id"]),
+        completed=ctx.mark_completed,
+    )
 
 
 async def apply_sms_webhook(job: Job, ctx: JobContext) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -99,20 +100,43 @@ class WebhookService:
 
     async def process(self, session: AsyncSession, *, receipt_id: str, now: datetime) -> None:
         """Apply a stored body: windows, inbound messages, statuses. Safe to repeat."""
+        await self.process_many(session, [receipt_id], now=now)
+
+    async def process_many(
+        self, session: AsyncSession, receipt_ids: Sequence[str], *, now: datetime
+    ) -> None:
+        """`process` for several stored bodies in one transaction, in the order given
+        (the order they came in): each body's inbound messages in turn, then the
+        statuses of all of them recorded and applied together, as one body's are."""
         repo = WebhookRepository(session)
-        claimed = await repo.claim_receipt(receipt_id, now)
-        if claimed is None:
-            return
-        sender_id, body = claimed
+        claimed = await repo.claim_receipts(receipt_ids, now)
+        statuses: list[tuple[Sender, StatusUpdate]] = []
+        for receipt_id in receipt_ids:
+            if receipt_id in claimed:
+                sender_id, body = claimed[receipt_id]
+                statuses += await self._apply_body(session, repo, receipt_id, sender_id, body, now)
+        await _apply_statuses(session, statuses, now)
+
+    async def _apply_body(
+        self,
+        session: AsyncSession,
+        repo: WebhookRepository,
+        receipt_id: str,
+        sender_id: str,
+        body: str,
+        now: datetime,
+    ) -> list[tuple[Sender, StatusUpdate]]:
+        """A claimed body's windows and inbound messages; its statuses, each with the
+        sender of the number it names, for `_apply_statuses`."""
         found = await senders.by_id(session, sender_id)
         if found is None:  # the sender was removed meanwhile; nothing to apply it to
-            return
+            return []
         try:
             batch = parse_webhook(body.encode())
         except MalformedWebhook as exc:
             # Signed by Meta but not an envelope we know: keep it, never retry it.
             log.warning("webhook %s for sender %s not applied: %s", receipt_id, found.id, exc)
-            return
+            return []
         # One Meta app has one webhook URL for all its numbers: route each event to
         # the account's sender of the number it names (the URL's sender otherwise).
         by_number = {
@@ -139,11 +163,7 @@ class WebhookService:
                     media_link=None,
                     now=now,
                 )
-        await _apply_statuses(
-            session,
-            [(by_number.get(s.phone_number_id, found), s) for s in batch.statuses],
-            now,
-        )
+        return [(by_number.get(s.phone_number_id, found), s) for s in batch.statuses]
 
     async def record_inbound_media(
         self,
