@@ -19,11 +19,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support import TEST_SECRET, LiveServer, assert_problem, eventually, make_key
+from wafile.api.context import AppContext
 from wafile.config import Settings
 from wafile.core.message_state import SendSucceeded
 from wafile.crypto import Sealer
 from wafile.db.engine import session_factory, transaction
-from wafile.db.tables import ProviderStatusRow, WebhookReceiptRow
+from wafile.db.tables import JobRow, ProviderStatusRow, WebhookReceiptRow
 from wafile.services.messages import SentRecord, messages
 from wafile.services.sandbox import (
     SANDBOX_ACCOUNT,
@@ -31,7 +32,7 @@ from wafile.services.sandbox import (
     ensure_sandbox_sender,
     sandbox_credentials,
 )
-from wafile.services.webhooks import webhooks
+from wafile.services.webhooks import WEBHOOK_KIND, webhooks
 
 CREDS = sandbox_credentials(TEST_SECRET)
 HOOK = f"/webhooks/whatsapp/{SANDBOX_SENDER_ID}"
@@ -112,6 +113,34 @@ async def test_forged_or_unsigned_bodies_are_refused_and_nothing_is_stored(
             await http.post(HOOK, content=other, headers=signed(body)), 401, "unauthorized"
         )
     assert await count(engine, WebhookReceiptRow) == 0
+
+
+@pytest.mark.no_embedded_worker  # the stored jobs stay to be counted
+async def test_concurrent_deliveries_share_commits_and_each_is_stored_with_its_job(
+    live_server: LiveServer, engine: AsyncEngine
+) -> None:
+    """Bodies POSTed at once are stored together (db/group_commit.py): fewer commits
+    than requests, every body with its job, each answered 200 only after the commit."""
+    await sandbox_sender(engine, live_server)
+    ctx: AppContext = live_server.server.config.app.state.ctx
+    bodies = [
+        envelope(statuses=[{"id": f"wamid.G{i}", "status": "sent", "timestamp": str(NOW)}])
+        for i in range(16)
+    ]
+    before = ctx.webhook_bodies.commits
+    async with live_server.client() as http:
+        answers = await asyncio.gather(
+            *(http.post(HOOK, content=b, headers=signed(b)) for b in bodies)
+        )
+    assert [a.status_code for a in answers] == [200] * len(bodies)
+    assert 1 <= ctx.webhook_bodies.commits - before < len(bodies)
+    async with transaction(session_factory(engine)) as session:
+        stored = list(await session.scalars(select(WebhookReceiptRow.body)))
+        jobs = list(
+            await session.scalars(select(JobRow.payload).where(JobRow.kind == WEBHOOK_KIND))
+        )
+    assert sorted(stored) == sorted(b.decode() for b in bodies)
+    assert len(jobs) == len(bodies)
 
 
 async def test_statuses_are_recorded_once_however_often_and_in_whatever_order(

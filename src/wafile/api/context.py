@@ -1,5 +1,5 @@
 """What one running app holds: settings, database, clock, metrics, store, sealer, and
-the group commit that stores accepted messages."""
+the group commits that store accepted messages and received webhook bodies."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from wafile.crypto import Sealer
 from wafile.db.group_commit import GroupCommit
 from wafile.media.store import BlobStore
 from wafile.services.messages import Checked, MessageView, messages
+from wafile.services.webhooks import SignedBody, webhooks
 
 __all__ = ["AppContext"]
 
@@ -29,6 +30,8 @@ class AppContext:
     sealer: Sealer  # opens and seals the credentials stored at rest
     # Messages accepted by concurrent requests, stored in one transaction.
     accepted: GroupCommit[Checked, MessageView] = field(init=False)
+    # Webhook bodies received by concurrent requests, stored in one transaction.
+    webhook_bodies: GroupCommit[SignedBody, str] = field(init=False)
 
     def __post_init__(self) -> None:
         async def store(
@@ -36,4 +39,10 @@ class AppContext:
         ) -> list[MessageView | Exception]:
             return list(await messages.store(session, batch, now=self.clock.now()))
 
+        async def store_bodies(
+            session: AsyncSession, batch: list[SignedBody]
+        ) -> list[str | Exception]:
+            return list(await webhooks.store(session, batch, now=self.clock.now()))
+
         object.__setattr__(self, "accepted", GroupCommit(store, what="messages"))
+        object.__setattr__(self, "webhook_bodies", GroupCommit(store_bodies, what="webhook bodies"))

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, or_, select, text, tuple_, update
+from sqlalchemy import Table, and_, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +28,7 @@ from wafile.db.tables import (
 __all__ = ["WebhookRepository"]
 
 _statuses = cast(Table, ProviderStatusRow.__table__)
+_ADD_RECEIPT = insert(cast(Table, WebhookReceiptRow.__table__))
 
 
 class WebhookRepository:
@@ -39,10 +40,15 @@ class WebhookRepository:
         return pg_insert if postgres else sqlite_insert
 
     async def add_receipt(self, receipt_id: str, sender_id: str, body: str, now: datetime) -> None:
-        self._session.add(
-            WebhookReceiptRow(id=receipt_id, sender_id=sender_id, body=body, received_at=now)
-        )
-        await self._session.flush()
+        await self.add_receipts([(receipt_id, sender_id, body)], now)
+
+    async def add_receipts(self, receipts: list[tuple[str, str, str]], now: datetime) -> None:
+        """Store bodies, (receipt id, sender id, body) each, in one statement."""
+        rows = [
+            {"id": r, "sender_id": s, "body": b, "received_at": now, "processed_at": None}
+            for r, s, b in receipts
+        ]
+        await self._session.execute(_ADD_RECEIPT, rows)
 
     async def claim_receipt(self, receipt_id: str, now: datetime) -> tuple[str, str] | None:
         """Mark a stored body processed and read it, in one statement: its (sender id,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +38,7 @@ from wafile.core.whatsapp_webhook import (
 )
 from wafile.core.window import WindowState, window_state
 from wafile.crypto import Sealer
-from wafile.db.jobs import JobRepository
+from wafile.db.jobs import JobRepository, NewJob
 from wafile.db.webhooks import WebhookRepository
 from wafile.errors import Forbidden, Unauthorized, ValidationFailed
 from wafile.ids import new_id
@@ -45,11 +46,19 @@ from wafile.services.callbacks import callbacks
 from wafile.services.messages import messages, status_report
 from wafile.services.senders import senders
 
-__all__ = ["INBOUND_MEDIA_KIND", "WEBHOOK_KIND", "WebhookService", "webhooks"]
+__all__ = ["INBOUND_MEDIA_KIND", "WEBHOOK_KIND", "SignedBody", "WebhookService", "webhooks"]
 
 log = logging.getLogger(__name__)
 WEBHOOK_KIND = "whatsapp.webhook"
 INBOUND_MEDIA_KIND = "whatsapp.inbound_media"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SignedBody:
+    """A webhook body whose signature was checked (`check`), to be stored (`store`)."""
+
+    sender_id: str
+    text: str
 
 
 class WebhookService:
@@ -82,6 +91,22 @@ class WebhookService:
         now: datetime,
     ) -> str:
         """Check, store and queue one POST; the receipt id."""
+        signed = await self.check(
+            session, sealer, sender_id=sender_id, body=body, signature=signature
+        )
+        [receipt_id] = await self.store(session, [signed], now=now)
+        return receipt_id
+
+    async def check(
+        self,
+        session: AsyncSession,
+        sealer: Sealer,
+        *,
+        sender_id: str,
+        body: bytes,
+        signature: str | None,
+    ) -> SignedBody:
+        """A POST's body, once its signature is the sender's (reads only)."""
         _, secrets = await senders.with_secrets(session, sealer, sender_id)
         if not signature:
             raise Unauthorized("missing X-Hub-Signature-256")
@@ -91,12 +116,25 @@ class WebhookService:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise ValidationFailed("the webhook body is not UTF-8") from None
-        receipt_id = new_id("whr")
-        await WebhookRepository(session).add_receipt(receipt_id, sender_id, text, now)
-        await JobRepository(session).enqueue(
-            WEBHOOK_KIND, {"receipt_id": receipt_id}, now, now=now, priority=Priority.REPORT
+        return SignedBody(sender_id=sender_id, text=text)
+
+    async def store(
+        self, session: AsyncSession, bodies: Sequence[SignedBody], *, now: datetime
+    ) -> list[str]:
+        """Store checked bodies and queue their processing (one INSERT of the bodies,
+        one of their jobs); their receipt ids, in order."""
+        ids = [new_id("whr") for _ in bodies]
+        await WebhookRepository(session).add_receipts(
+            [(i, b.sender_id, b.text) for i, b in zip(ids, bodies, strict=True)], now
         )
-        return receipt_id
+        jobs = [
+            NewJob(
+                kind=WEBHOOK_KIND, payload={"receipt_id": i}, run_at=now, priority=Priority.REPORT
+            )
+            for i in ids
+        ]
+        await JobRepository(session).enqueue_all(jobs, now=now)
+        return ids
 
     async def process(self, session: AsyncSession, *, receipt_id: str, now: datetime) -> None:
         """Apply a stored body: windows, inbound messages, statuses. Safe to repeat."""

@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse
 
 from wafile.api.deps import ContextDep, SessionDep
 from wafile.api.problems import problem_responses
+from wafile.db.engine import autocommit
 from wafile.errors import PayloadTooLarge
 from wafile.services.sms_webhooks import sms_webhooks
 from wafile.services.webhooks import webhooks
@@ -46,17 +47,19 @@ async def verify(
     responses=problem_responses(401, 404, 413),
     summary="Meta's webhook deliveries (statuses, inbound messages)",
 )
-async def receive(
-    sender_id: str, request: Request, ctx: ContextDep, session: SessionDep
-) -> Response:
-    await webhooks.receive(
-        session,
-        ctx.sealer,
-        sender_id=sender_id,
-        body=await _body(request),
-        signature=request.headers.get("x-hub-signature-256"),
-        now=ctx.clock.now(),
-    )
+async def receive(sender_id: str, request: Request, ctx: ContextDep) -> Response:
+    body = await _body(request)
+    # Checked with reads that need no transaction, then stored with the bodies other
+    # requests receive meanwhile: one commit for all of them, before the 200.
+    async with autocommit(ctx.sessions) as reads:
+        signed = await webhooks.check(
+            reads,
+            ctx.sealer,
+            sender_id=sender_id,
+            body=body,
+            signature=request.headers.get("x-hub-signature-256"),
+        )
+    await ctx.webhook_bodies.submit(ctx.sessions, signed)
     return Response(status_code=200)
 
 
