@@ -18,6 +18,7 @@ from wafile.api.context import AppContext
 from wafile.db.engine import autocommit, session_factory, transaction
 from wafile.db.group_commit import GroupCommit
 from wafile.db.tables import JobRow, MessageRow
+from wafile.errors import Conflict
 from wafile.services.accounts import accounts
 from wafile.services.messages import Checked, MessageView, NewMessage, messages
 
@@ -95,7 +96,8 @@ async def test_a_message_that_cannot_be_stored_fails_alone(
     outcomes = await asyncio.gather(
         *(group.submit(sessions, item) for item in items), return_exceptions=True
     )
-    assert isinstance(outcomes[1], Exception)
+    # A 409 that says what happened, never a database error (a 500).
+    assert isinstance(outcomes[1], Conflict) and "was removed" in str(outcomes[1])
     good = [o for i, o in enumerate(outcomes) if i != 1]
     assert all(isinstance(o, MessageView) for o in good)
     async with transaction(sessions) as session:

@@ -10,13 +10,14 @@ import hashlib
 import hmac
 import json
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tests.support import TEST_SECRET, LiveServer, assert_problem, eventually, make_key
 from wafile.api.context import AppContext
@@ -24,7 +25,9 @@ from wafile.config import Settings
 from wafile.core.message_state import SendSucceeded
 from wafile.crypto import Sealer
 from wafile.db.engine import session_factory, transaction
+from wafile.db.group_commit import GroupCommit
 from wafile.db.tables import JobRow, ProviderStatusRow, WebhookReceiptRow
+from wafile.errors import SenderNotFound
 from wafile.services.messages import SentRecord, messages
 from wafile.services.sandbox import (
     SANDBOX_ACCOUNT,
@@ -32,7 +35,7 @@ from wafile.services.sandbox import (
     ensure_sandbox_sender,
     sandbox_credentials,
 )
-from wafile.services.webhooks import WEBHOOK_KIND, webhooks
+from wafile.services.webhooks import WEBHOOK_KIND, SignedBody, webhooks
 
 CREDS = sandbox_credentials(TEST_SECRET)
 HOOK = f"/webhooks/whatsapp/{SANDBOX_SENDER_ID}"
@@ -141,6 +144,41 @@ async def test_concurrent_deliveries_share_commits_and_each_is_stored_with_its_j
         )
     assert sorted(stored) == sorted(b.decode() for b in bodies)
     assert len(jobs) == len(bodies)
+
+
+async def test_a_body_whose_sender_goes_before_it_is_stored_is_a_404_alone(
+    live_server: LiveServer, engine: AsyncEngine
+) -> None:
+    """Checked, then its sender removed before the group's commit: that body gets a
+    404 (Meta retries, and finds the sender gone), the others are stored."""
+    await sandbox_sender(engine, live_server)
+    sessions = session_factory(engine)
+    bodies = [envelope(statuses=[]) for _ in range(3)]
+    async with transaction(sessions) as reads:
+        checked = [
+            await webhooks.check(
+                reads,
+                Sealer(TEST_SECRET),
+                sender_id=SANDBOX_SENDER_ID,
+                body=b,
+                signature=signed(b)["X-Hub-Signature-256"],
+            )
+            for b in bodies
+        ]
+    gone = replace(checked[1], sender_id="snd_gone")
+    now = datetime.now(UTC)
+
+    async def store(session: AsyncSession, batch: list[SignedBody]) -> list[str | Exception]:
+        return list(await webhooks.store(session, batch, now=now))
+
+    group: GroupCommit[SignedBody, str] = GroupCommit(store, what="webhook bodies")
+    outcomes = await asyncio.gather(
+        *(group.submit(sessions, b) for b in (checked[0], gone, checked[2])),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], SenderNotFound)
+    assert all(isinstance(o, str) for o in (outcomes[0], outcomes[2]))
+    assert await count(engine, WebhookReceiptRow) == 2
 
 
 async def test_statuses_are_recorded_once_however_often_and_in_whatever_order(

@@ -30,6 +30,7 @@ from wafile.core.media import Media
 from wafile.core.message import Message, Snapshot
 from wafile.core.message_codec import snapshot_from_json, snapshot_to_json
 from wafile.core.plan import Channel, Plan, PlanStep, make_plan, plan_from_json, plan_to_json
+from wafile.db.engine import ReferenceGone
 from wafile.db.lists import padded
 from wafile.db.media import media_from_row
 from wafile.db.tables import (
@@ -166,7 +167,7 @@ class MessageRepository:
         # per message cost more than running it).
         row = _row_of(message)
         if message.idempotency_key is None:  # nothing else can collide: no savepoint
-            await self._session.execute(_INSERT_MESSAGE, row)
+            await self._insert([row])
             return
         try:
             async with self._session.begin_nested():
@@ -179,7 +180,14 @@ class MessageRepository:
         (a taken key would fail them all: give such a message to `add`)."""
         if any(m.idempotency_key is not None for m in messages):
             raise ValueError("add_many takes messages without an idempotency key")
-        await self._session.execute(_INSERT_MESSAGE, [_row_of(m) for m in messages])
+        await self._insert([_row_of(m) for m in messages])
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> None:
+        # A fresh id collides with nothing: what can fail is a reference.
+        try:
+            await self._session.execute(_INSERT_MESSAGE, rows)
+        except IntegrityError as exc:
+            raise ReferenceGone(str(exc.orig)) from exc
 
     async def get(
         self, message_id: str, *, account_id: str | None = None, lock: bool = False

@@ -13,10 +13,12 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.inbound import Inbound
 from wafile.core.whatsapp_webhook import StatusUpdate
+from wafile.db.engine import ReferenceGone
 from wafile.db.lists import padded
 from wafile.db.tables import (
     ConversationWindowRow,
@@ -48,7 +50,10 @@ class WebhookRepository:
             {"id": r, "sender_id": s, "body": b, "received_at": now, "processed_at": None}
             for r, s, b in receipts
         ]
-        await self._session.execute(_ADD_RECEIPT, rows)
+        try:
+            await self._session.execute(_ADD_RECEIPT, rows)
+        except IntegrityError as exc:  # a fresh id collides with nothing: the sender
+            raise ReferenceGone(str(exc.orig)) from exc
 
     async def claim_receipt(self, receipt_id: str, now: datetime) -> tuple[str, str] | None:
         """Mark a stored body processed and read it, in one statement: its (sender id,

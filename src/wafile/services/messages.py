@@ -51,6 +51,7 @@ from wafile.core.whatsapp_webhook import StatusUpdate
 from wafile.core.window import window_state
 from wafile.crypto import Sealer
 from wafile.db.accounts import AccountRepository
+from wafile.db.engine import ReferenceGone
 from wafile.db.jobs import JobRepository, NewJob
 from wafile.db.media import MediaRepository
 from wafile.db.messages import DuplicateKey, MessageRepository, StoredEvent
@@ -286,10 +287,18 @@ class MessageService:
         message given holds an idempotency key another message took; several messages
         stored at once must hold none."""
         repo = MessageRepository(session)
-        if len(checked) == 1:
-            await repo.add(checked[0].message)  # with a savepoint if it holds a key
-        else:
-            await repo.add_many([c.message for c in checked])
+        try:
+            if len(checked) == 1:
+                await repo.add(checked[0].message)  # with a savepoint if it holds a key
+            else:
+                await repo.add_many([c.message for c in checked])
+        except ReferenceGone:
+            # Read by `check`, removed before this commit (a group's batch then goes
+            # again one message at a time, and only this one fails).
+            raise Conflict(
+                "the account, sender or file this message names was removed while it "
+                "was accepted: check them and send it again"
+            ) from None
         rows = [
             _event_row(c.message.id, 1, c.accepted, c.entry, source="api", now=now) for c in checked
         ]

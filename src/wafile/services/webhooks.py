@@ -38,9 +38,10 @@ from wafile.core.whatsapp_webhook import (
 )
 from wafile.core.window import WindowState, window_state
 from wafile.crypto import Sealer
+from wafile.db.engine import ReferenceGone
 from wafile.db.jobs import JobRepository, NewJob
 from wafile.db.webhooks import WebhookRepository
-from wafile.errors import Forbidden, Unauthorized, ValidationFailed
+from wafile.errors import Forbidden, SenderNotFound, Unauthorized, ValidationFailed
 from wafile.ids import new_id
 from wafile.services.callbacks import callbacks
 from wafile.services.messages import messages, status_report
@@ -124,9 +125,12 @@ class WebhookService:
         """Store checked bodies and queue their processing (one INSERT of the bodies,
         one of their jobs); their receipt ids, in order."""
         ids = [new_id("whr") for _ in bodies]
-        await WebhookRepository(session).add_receipts(
-            [(i, b.sender_id, b.text) for i, b in zip(ids, bodies, strict=True)], now
-        )
+        try:
+            await WebhookRepository(session).add_receipts(
+                [(i, b.sender_id, b.text) for i, b in zip(ids, bodies, strict=True)], now
+            )
+        except ReferenceGone:  # removed after `check` (a batch goes again one by one)
+            raise SenderNotFound("the sender was removed while this webhook came in") from None
         jobs = [
             NewJob(
                 kind=WEBHOOK_KIND, payload={"receipt_id": i}, run_at=now, priority=Priority.REPORT
