@@ -17,7 +17,11 @@ waits to fill); the default posts one status per webhook.
 
     python -m bench.e2e --messages 2000
     python -m bench.e2e --messages 2000 --database-url postgresql://USER@HOST:PORT/DB \
-        --worker-processes 2
+        --worker-processes 2 [--worker-nice 10]
+
+`--worker-nice N` starts the worker processes with WAFILE_WORKER_NICE=N: they yield
+the cores to the API (and to the load generator and the emulator) when the machine
+has no spare CPU.
 
 On PostgreSQL the URL names a server and a database to connect to; the bench creates
 a database of its own beside it and drops it at the end.
@@ -230,7 +234,14 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path, bare: float)
                 )
             )
             for _ in range(args.worker_processes):
-                procs.append(worker(url, tmp, worker_concurrency=str(args.workers_concurrency)))
+                procs.append(
+                    worker(
+                        url,
+                        tmp,
+                        worker_concurrency=str(args.workers_concurrency),
+                        worker_nice=str(args.worker_nice),
+                    )
+                )
             await open_window(http, f"http://127.0.0.1:{emulator_port}")  # a worker applies it
             upload = await http.post("/v1/media", files={"file": ("bench.pdf", PDF)})
             upload.raise_for_status()
@@ -255,7 +266,9 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path, bare: float)
     processes = (
         "one serve process: API + worker; the emulator apart"
         if embedded
-        else f"serve (API) + {args.worker_processes} worker process(es); the emulator apart"
+        else f"serve (API) + {args.worker_processes} worker process(es)"
+        + (f" at nice {args.worker_nice}" if args.worker_nice else "")
+        + "; the emulator apart"
     )
     delivered_per_s = len(e2e) / span
     batching = (
@@ -294,6 +307,14 @@ def main() -> None:
     parser.add_argument("--workers-concurrency", type=int, default=32, help="sends at once")
     parser.add_argument(
         "--worker-processes", type=int, default=0, help="0: the worker embedded in serve"
+    )
+    parser.add_argument(
+        "--worker-nice",
+        type=int,
+        default=0,
+        choices=range(20),
+        metavar="N",
+        help="WAFILE_WORKER_NICE of the worker processes (0-19)",
     )
     add_batch_options(parser)
     parser.add_argument("--ceiling-requests", type=int, default=2000)

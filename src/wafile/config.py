@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(default=60, ge=1)
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=3600)
     worker_grace_seconds: float = Field(default=20, ge=0)
+    # `wafile worker` lowers its CPU priority by this much (Unix nice), so that on a
+    # machine shared with `wafile serve` the API answers first.
+    worker_nice: int = Field(default=0, ge=0, le=19)
     # Customer callbacks (docs/api.md, "Callbacks"): seconds before each automatic
     # attempt, and how long an endpoint may fail without a success before it is failing.
     callback_retry_schedule: tuple[Annotated[float, Field(ge=0)], ...] = Field(

@@ -286,7 +286,14 @@ async def test_wafile_worker_sweeps_and_stops_on_sigterm(
     engine: AsyncEngine, settings: Settings
 ) -> None:
     args = ["--force"] if settings.is_sqlite else []
-    proc = cli(settings, "--concurrency", "2", *args, WAFILE_SWEEP_INTERVAL_SECONDS="3600")
+    proc = cli(
+        settings,
+        "--concurrency",
+        "2",
+        *args,
+        WAFILE_SWEEP_INTERVAL_SECONDS="3600",
+        WAFILE_WORKER_NICE="7",
+    )
     try:
         sessions = session_factory(engine)
 
@@ -303,6 +310,9 @@ async def test_wafile_worker_sweeps_and_stops_on_sigterm(
             )
 
         await wait_for(swept_and_rescheduled, "the recurring sweep to run")
+        # WAFILE_WORKER_NICE: the worker runs below this test's CPU priority.
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == min(19, ours + 7)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=BOUND)
     finally:

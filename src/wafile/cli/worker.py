@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from typing import Annotated
 
@@ -25,7 +26,7 @@ from wafile.dispatch.worker import Worker, WorkerOptions, run_worker
 from wafile.services.database import prepare_database
 from wafile.services.media import open_media_store
 
-__all__ = ["worker"]
+__all__ = ["lower_priority", "worker"]
 
 SQLITE_REFUSAL = (
     "WAFILE_DATABASE_URL is SQLite, which takes one process: `wafile serve` already runs "
@@ -57,7 +58,16 @@ def worker(
             "same WAFILE_PUBLIC_URL as serve",
             highlight=False,
         )
+    lower_priority(settings.worker_nice)
     run(_work(settings, WorkerOptions.from_settings(settings, concurrency=concurrency)))
+
+
+def lower_priority(nice: int) -> None:
+    """Lower this process's CPU priority by `nice` (WAFILE_WORKER_NICE): sending can
+    wait a moment, a caller of the API should not. Where the system has no `nice`
+    (Windows), nothing."""
+    if nice and hasattr(os, "nice"):
+        os.nice(nice)
 
 
 async def _work(settings: Settings, options: WorkerOptions) -> None:
