@@ -98,6 +98,29 @@ class NewJob:
     priority: int = Priority.NORMAL
 
 
+def _row(
+    kind: str,
+    payload: Mapping[str, Any],
+    run_at: datetime,
+    now: datetime,
+    dedupe_key: str | None,
+    max_attempts: int,
+    priority: int,
+) -> dict[str, Any]:
+    """A new job's row, as the INSERT statements of the repository take it."""
+    return {
+        "id": new_id("job"),
+        "kind": kind,
+        "payload": dict(payload),
+        "run_at": run_at,
+        "attempts": 0,
+        "max_attempts": max_attempts,
+        "created_at": now,
+        "dedupe_key": dedupe_key,
+        "priority": priority,
+    }
+
+
 class JobRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -127,17 +150,7 @@ class JobRepository:
         """
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        values = {
-            "id": new_id("job"),
-            "kind": kind,
-            "payload": dict(payload),
-            "run_at": run_at,
-            "attempts": 0,
-            "max_attempts": max_attempts,
-            "created_at": now,
-            "dedupe_key": dedupe_key,
-            "priority": priority,
-        }
+        values = _row(kind, payload, run_at, now, dedupe_key, max_attempts, priority)
         # Statements built once, the row as their parameters: building `.values(...)`
         # per job cost more CPU than running the statement.
         if self._is_postgres():
@@ -166,18 +179,8 @@ class JobRepository:
             return
         postgres = self._is_postgres()
         rows = [
-            {
-                "id": new_id("job"),
-                "kind": job.kind,
-                "payload": dict(job.payload),
-                "run_at": job.run_at,
-                "attempts": 0,
-                "max_attempts": DEFAULT_MAX_ATTEMPTS,
-                "created_at": now,
-                "dedupe_key": job.dedupe_key,
-                "priority": job.priority,
-            }
-            for job in jobs
+            _row(j.kind, j.payload, j.run_at, now, j.dedupe_key, DEFAULT_MAX_ATTEMPTS, j.priority)
+            for j in jobs
         ]
         stmt = (pg_insert if postgres else sqlite_insert)(_jobs).on_conflict_do_nothing(
             index_elements=[_c.dedupe_key]
@@ -205,19 +208,7 @@ class JobRepository:
             raise ValueError("max_attempts must be at least 1")
         if not payloads:
             return
-        rows = [
-            {
-                "id": new_id("job"),
-                "kind": kind,
-                "payload": dict(payload),
-                "run_at": run_at,
-                "attempts": 0,
-                "max_attempts": max_attempts,
-                "created_at": now,
-                "priority": priority,
-            }
-            for payload in payloads
-        ]
+        rows = [_row(kind, p, run_at, now, None, max_attempts, priority) for p in payloads]
         stmt = insert(_jobs)
         if self._is_postgres():
             # As in enqueue: the wake-up rides on the insert (folded into one at commit).
