@@ -3,8 +3,9 @@
 Every native API call pays this cost (key lookup + hash check + one transaction), so
 it is the floor under all of them. The server is a separate process (as in
 production), the load generator shares the machine's two cores with it. Runs on a
-throw-away SQLite database by default, or on `--database-url` (e.g. a PostgreSQL
-database created for it).
+throw-away SQLite database by default; a PostgreSQL `--database-url` names a server:
+the bench creates a database of its own there and drops it after (as bench.e2e does),
+so the database named is never written to.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import httpx
 from rich.progress import Progress
 
+from bench.e2e import fresh_database
 from bench.server import prepare, serve
 from tests.support import free_port
 
@@ -89,8 +91,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="duration with wrk")
     args = parser.parse_args()
     use_wrk = shutil.which("wrk") is not None
-    with tempfile.TemporaryDirectory() as tmp:
-        url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
+    with tempfile.TemporaryDirectory() as tmp, fresh_database(args.database_url, Path(tmp)) as url:
         key = asyncio.run(prepare(url, Path(tmp)))
         port = free_port()
         server = serve(url, Path(tmp), port)
