@@ -60,17 +60,7 @@ class WebhookRepository:
         body), or None when it is gone or was processed already. The caller's
         transaction applies it; a rollback leaves it unprocessed. On PostgreSQL a
         second claimer waits for the first's commit, then finds it processed."""
-        table = WebhookReceiptRow
-        row = (
-            await self._session.execute(
-                update(table)
-                .where(table.id == receipt_id, table.processed_at.is_(None))
-                .values(processed_at=now)
-                .returning(table.sender_id, table.body)
-                .execution_options(synchronize_session=False)
-            )
-        ).first()
-        return (row[0], row[1]) if row is not None else None
+        return (await self.claim_receipts([receipt_id], now)).get(receipt_id)
 
     async def claim_receipts(
         self, receipt_ids: Collection[str], now: datetime
