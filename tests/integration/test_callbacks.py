@@ -214,7 +214,13 @@ async def test_a_sent_message_calls_back_signed_and_in_sequence_order(
         assert headers["user-agent"].startswith("wafile/")
         assert headers["webhook-id"] == per_message[0]["id"]
 
-        # The delivery log of an endpoint.
+        # The delivery log of an endpoint. A receiver has an event before its attempt
+        # is recorded (with the other jobs' attempts of its batch): wait for that.
+        async def recorded() -> bool:
+            log = await http.get(f"/v1/webhooks/{every['id']}/deliveries", params={"limit": 50})
+            return all(d["status"] != "pending" for d in log.json()["data"])
+
+        await eventually(recorded, "the endpoint's attempts recorded", seconds=WAIT)
         log = await http.get(f"/v1/webhooks/{every['id']}/deliveries", params={"limit": 5})
         assert log.status_code == 200, log.text
         page = log.json()
