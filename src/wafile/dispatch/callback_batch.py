@@ -48,18 +48,11 @@ def _deliveries(finished: _Outcome) -> set[str]:
     return {prepared.delivery.id for prepared, _ in finished.outcome.attempts}
 
 
-class CallbackBatcher:
+class CallbackBatcher(JobBatcher[_Outcome]):
     """One per worker process (`WorkerDeps.callback_records`)."""
 
     def __init__(self) -> None:
-        self._jobs: JobBatcher[_Outcome] = JobBatcher(
-            self._write, what="callback jobs", keys=_deliveries
-        )
-
-    @property
-    def batches(self) -> int:
-        """Transactions that recorded jobs, for tests and logs."""
-        return self._jobs.batches
+        super().__init__(self._write, what="callback jobs", keys=_deliveries)
 
     async def record(
         self,
@@ -75,14 +68,10 @@ class CallbackBatcher:
         """Record the job's attempts and complete it (`JobBatcher.finish`: `LeaseLost`
         when another worker holds the job now, and nothing of it was recorded)."""
         work = _Outcome(outcome=outcome, clock=clock, settings=settings)
-        await self._jobs.finish(
-            sessions, job_id=job_id, owner=owner, work=work, completed=completed
-        )
+        await self.finish(sessions, job_id=job_id, owner=owner, work=work, completed=completed)
 
     @staticmethod
     async def _write(session: AsyncSession, done: list[_Outcome]) -> None:
-        if not done:
-            return
         settings = done[0].settings
         await callbacks.record(
             session,

@@ -37,8 +37,10 @@ class _Finished(Generic[W]):
 
 
 class JobBatcher(Generic[W]):
-    """`write(session, works)` writes the work of the jobs still held, in the batch's
-    transaction; `keys(work)`: works whose keys meet never share a batch."""
+    """`write(session, works)` writes the work of the jobs still held (never none), in
+    the batch's transaction; `keys(work)`: works whose keys meet never share a batch.
+    The batchers of sends, webhook bodies and callback attempts subclass it, each
+    with a `finish` of its own words."""
 
     def __init__(
         self,
@@ -50,7 +52,7 @@ class JobBatcher(Generic[W]):
         self._write_works = write
         self._keys = keys
         self._group: GroupCommit[_Finished[W], None] = GroupCommit(
-            self._write, what=what, keys=self._keys_of if keys is not None else None
+            self._complete_and_write, what=what, keys=self._keys_of if keys is not None else None
         )
 
     @property
@@ -81,12 +83,13 @@ class JobBatcher(Generic[W]):
         assert self._keys is not None
         return self._keys(finished.work)
 
-    async def _write(
+    async def _complete_and_write(
         self, session: AsyncSession, batch: list[_Finished[W]]
     ) -> list[Exception | None]:
         held = await JobRepository(session).complete_many([(f.job_id, f.owner) for f in batch])
         kept = [f for f in batch if f.job_id in held]
-        await self._write_works(session, [f.work for f in kept])
+        if kept:
+            await self._write_works(session, [f.work for f in kept])
         for f in kept:
             f.completed()  # just before the commit: a failing commit fails the handler too
         return [None if f.job_id in held else LeaseLost() for f in batch]

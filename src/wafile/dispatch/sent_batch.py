@@ -41,16 +41,11 @@ class _Sent:
     clock: Clock = field(repr=False)
 
 
-class SentBatcher:
+class SentBatcher(JobBatcher[_Sent]):
     """One per worker process (`WorkerDeps.sent`)."""
 
     def __init__(self) -> None:
-        self._jobs: JobBatcher[_Sent] = JobBatcher(self._write, what="sends")
-
-    @property
-    def batches(self) -> int:
-        """Transactions that recorded sends, for tests and logs."""
-        return self._jobs.batches
+        super().__init__(self._write, what="sends")
 
     async def record(
         self,
@@ -66,14 +61,10 @@ class SentBatcher:
         """Record the send and complete its job (`JobBatcher.finish`: `LeaseLost` when
         another worker holds the job now, and nothing of it was recorded)."""
         sent = _Sent(record=record, upload=upload, clock=clock)
-        await self._jobs.finish(
-            sessions, job_id=job_id, owner=owner, work=sent, completed=completed
-        )
+        await self.finish(sessions, job_id=job_id, owner=owner, work=sent, completed=completed)
 
     @staticmethod
     async def _write(session: AsyncSession, sends: list[_Sent]) -> None:
-        if not sends:
-            return
         now = sends[0].clock.now()
         for s in sends:
             if s.upload is not None:

@@ -27,16 +27,11 @@ class _Body:
     clock: Clock = field(repr=False)
 
 
-class WebhookBatcher:
+class WebhookBatcher(JobBatcher[_Body]):
     """One per worker process (`WorkerDeps.webhook_bodies`)."""
 
     def __init__(self) -> None:
-        self._jobs: JobBatcher[_Body] = JobBatcher(self._write, what="webhook bodies")
-
-    @property
-    def batches(self) -> int:
-        """Transactions that applied bodies, for tests and logs."""
-        return self._jobs.batches
+        super().__init__(self._write, what="webhook bodies")
 
     async def apply(
         self,
@@ -51,13 +46,9 @@ class WebhookBatcher:
         """Apply the stored body and complete its job (`JobBatcher.finish`: `LeaseLost`
         when another worker holds the job now, and nothing of it was applied)."""
         body = _Body(receipt_id=receipt_id, clock=clock)
-        await self._jobs.finish(
-            sessions, job_id=job_id, owner=owner, work=body, completed=completed
-        )
+        await self.finish(sessions, job_id=job_id, owner=owner, work=body, completed=completed)
 
     @staticmethod
     async def _write(session: AsyncSession, bodies: list[_Body]) -> None:
-        if not bodies:
-            return
         receipt_ids = [b.receipt_id for b in bodies]
         await webhooks.process_many(session, receipt_ids, now=bodies[0].clock.now())
