@@ -84,6 +84,8 @@ def test_first_start_prints_a_working_key_once(tmp_path: Path) -> None:
             pnid = sender["phone_number_id"]
             world = http.get("/_emulator/whatsapp/_control/numbers").json()
             assert pnid in json.dumps(world)
+            # serve froze what it had loaded (cli.common.settle_heap): a large heap.
+            assert _gauge(http.get("/metrics").text, "wafile_gc_frozen_objects") > 50_000
     finally:
         out2, err2 = second.stop()
     assert "wfk_" not in out2  # shown once, on first start only
@@ -95,6 +97,11 @@ def test_first_start_prints_a_working_key_once(tmp_path: Path) -> None:
     access = [doc for doc in lines if doc["logger"] == "wafile.access"]
     assert access and all("request_id" in doc for doc in access)
     assert secret not in err + err2 + out2
+
+
+def _gauge(text: str, name: str) -> float:
+    [value] = [line.split()[1] for line in text.splitlines() if line.startswith(f"{name} ")]
+    return float(value)
 
 
 def test_sandbox_off_creates_no_account(tmp_path: Path) -> None:

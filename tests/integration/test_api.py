@@ -113,6 +113,8 @@ async def test_health_ready_metrics_openapi_docs(live_server: LiveServer) -> Non
             'wafile_http_request_duration_seconds_bucket{le="0.005",method="GET",'
             'route="/healthz"}' in metrics.text
         )
+        assert 'python_gc_collections_total{generation="2"}' in metrics.text
+        assert "wafile_gc_frozen_objects " in metrics.text
         spec = (await http.get("/openapi.json")).json()
         assert "/v1/account" in spec["paths"]
         assert set(spec["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader"}

@@ -3,7 +3,16 @@ tests, never share counters)."""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+import gc
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+)
 from prometheus_client.exposition import generate_latest
 
 __all__ = ["HttpMetrics"]
@@ -29,6 +38,15 @@ class HttpMetrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        # The collector's work (collections per generation) and what `wafile serve`
+        # froze out of its sight at start (cli.common.settle_heap).
+        GCCollector(registry=self.registry)
+        frozen = Gauge(
+            "wafile_gc_frozen_objects",
+            "Objects the garbage collector skips: what the process had loaded at start.",
+            registry=self.registry,
+        )
+        frozen.set_function(gc.get_freeze_count)
 
     def observe(self, *, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

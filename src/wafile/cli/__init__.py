@@ -13,7 +13,17 @@ import typer
 
 from wafile import __version__
 from wafile.cli.admin import accounts_app, keys_app
-from wafile.cli.common import clock, engine, err, errors_to_exit, out, run, session, settings_for
+from wafile.cli.common import (
+    clock,
+    engine,
+    err,
+    errors_to_exit,
+    out,
+    run,
+    session,
+    settings_for,
+    settle_heap,
+)
 from wafile.cli.emulator import emulator_app
 from wafile.cli.media import media_app
 from wafile.cli.send import send
@@ -85,8 +95,10 @@ def serve(
             soft_wrap=True,
         )
         print(created.plaintext, flush=True)
+    application = create_app(settings)
+    settle_heap()
     config = uvicorn.Config(
-        create_app(settings),
+        application,
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -58,6 +59,19 @@ def settings_for(**overrides: Any) -> Settings:
     settings = load_settings().with_overrides(**overrides)
     setup_logging(settings.log_level, settings.log_format)
     return settings
+
+
+def settle_heap() -> None:
+    """Take what a long-running process has loaded out of the garbage collector's sight.
+
+    Once the code is imported and the app built, most of the heap (modules, classes,
+    SQLAlchemy's tables and mappers, FastAPI's routes) lives as long as
+    the process. Every full collection walked all of it again: in a busy server,
+    pauses of 100 ms and more, straight into a request's latency, and about a tenth
+    of a worker's CPU. `gc.freeze` moves it to a generation the collector skips; what
+    is made later is collected as before."""
+    gc.collect()  # garbage of the start-up is not kept for ever
+    gc.freeze()
 
 
 def run(coro: Coroutine[Any, Any, R]) -> R:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from wafile.cli.common import err
+from wafile.cli.common import err, settle_heap
 from wafile.emulator.sms import SmsEmulator, create_sms_app
 from wafile.emulator.sms import WorldError as SmsWorldError
 from wafile.emulator.sms import load_world as load_sms_world
@@ -58,6 +58,7 @@ def _serve(app: Any, host: str, port: int) -> None:
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, server_header=False
     )
+    settle_heap()  # a long-running server too (serve's reasons)
     uvicorn.Server(config).run()
 
 

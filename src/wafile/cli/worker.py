@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from wafile.cli.common import clock, engine, err, errors_to_exit, run, settings_for
+from wafile.cli.common import clock, engine, err, errors_to_exit, run, settings_for, settle_heap
 from wafile.config import Settings
 from wafile.db.engine import safe_url, session_factory
 from wafile.dispatch.jobs import WorkerDeps
@@ -106,6 +106,7 @@ async def _work(settings: Settings, options: WorkerOptions) -> None:
                 settings=settings,
                 store=open_media_store(settings),
             )
+            settle_heap()
             with contextlib.suppress(asyncio.CancelledError):  # the second signal
                 await run_worker(db, deps, options=options, on_start=started)
     finally:
