@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from wafile.channels.http_pool import PollingStream
+from wafile.channels.http_pool import LinearPool, PollingStream
 from wafile.core.ssrf import Address, Allowlist, host_address, is_loopback_name, refusal
 from wafile.errors import OutboundRefused
 
@@ -205,7 +205,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         # only to be replaced. Everything else of httpx's transport is used as is.
         self._guard = guard
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        self._pool = httpcore.AsyncConnectionPool(
+        self._pool = LinearPool(
             ssl_context=ssl_context or _verifying_context(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,

@@ -8,11 +8,17 @@ POST's when 16 or more connections were open. `PollingStream` answers with one p
 of the socket, looked up once. `polling_transport` is httpx's own transport with
 that under its pool, for the provider channels; the SSRF guard's transport
 (`guarded_http`) wraps its checked connections the same way.
+
+`LinearPool` is httpcore's pool with its bookkeeping pass (run when a request comes
+and when it goes) linear in the pool's connections: httpcore 1.0's counts the pool's
+connections once per idle connection, so with 32 connections open a callback POST
+paid about two thousand calls of it. Both transports use it.
 """
 
 from __future__ import annotations
 
 import ssl
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,7 +29,7 @@ import httpx
 # covered by tests/unit/test_http_pool.py.
 from httpcore._utils import is_socket_readable
 
-__all__ = ["PollingBackend", "PollingStream", "polling_transport"]
+__all__ = ["LinearPool", "PollingBackend", "PollingStream", "polling_transport"]
 
 
 class PollingStream(httpcore.AsyncNetworkStream):
@@ -87,11 +93,74 @@ class PollingBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+class LinearPool(httpcore.AsyncConnectionPool):
+    """httpcore's connection pool, deciding exactly as httpcore 1.0's does (the
+    property test in tests/unit/test_http_pool.py compares the two on random pools),
+    in one walk of its connections instead of one per idle connection, and with the
+    connections a queued request may reuse listed once per origin, not per request."""
+
+    def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
+        closing: list[httpcore.AsyncConnectionInterface] = []
+        # Drop closed connections and close expired ones; close idle ones while the
+        # pool holds more connections than it keeps alive (httpcore compares its
+        # whole size with that limit, not its idle connections: kept as it is).
+        kept: list[httpcore.AsyncConnectionInterface] = []
+        size = len(self._connections)
+        for connection in self._connections:
+            if connection.is_closed():
+                size -= 1
+            elif connection.has_expired() or (
+                connection.is_idle() and size > self._max_keepalive_connections
+            ):
+                size -= 1
+                closing.append(connection)
+            else:
+                kept.append(connection)
+        self._connections[:] = kept
+
+        queued = [request for request in self._requests if request.is_queued()]
+        if not queued:
+            return closing
+        # Handing a connection to a request does not change its state until the
+        # request starts on it, so within this pass an available connection stays
+        # available (a second request given it retries, as with httpcore's) and a new
+        # one is neither available nor idle: each list is made once.
+        # By (scheme, host, port): httpcore's Origin compares so but is not hashable.
+        reusable: dict[tuple[bytes, bytes, int], list[httpcore.AsyncConnectionInterface]] = {}
+        idle = deque(connection for connection in kept if connection.is_idle())
+        for request in queued:
+            origin = request.request.url.origin
+            key = (origin.scheme, origin.host, origin.port)
+            if key not in reusable:
+                reusable[key] = [
+                    connection
+                    for connection in self._connections
+                    if connection.can_handle_request(origin) and connection.is_available()
+                ]
+            if reusable[key]:
+                request.assign_to_connection(reusable[key][0])
+                continue
+            if len(self._connections) >= self._max_connections:
+                if not idle:
+                    continue  # it waits for a connection to come free
+                # Full: the oldest idle connection makes room for a new one.
+                victim = idle.popleft()
+                self._connections.remove(victim)
+                closing.append(victim)
+                for listed in reusable.values():
+                    if victim in listed:
+                        listed.remove(victim)
+            connection = self.create_connection(origin)
+            self._connections.append(connection)
+            request.assign_to_connection(connection)
+        return closing
+
+
 class _PollingTransport(httpx.AsyncHTTPTransport):
     def __init__(self, limits: httpx.Limits) -> None:
         # super().__init__ is not called: it would build a pool only to be replaced.
         # Everything else of httpx's transport (request and error mapping) is its own.
-        self._pool = httpcore.AsyncConnectionPool(
+        self._pool = LinearPool(
             ssl_context=httpx.create_ssl_context(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
