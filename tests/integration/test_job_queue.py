@@ -700,6 +700,8 @@ async def test_the_worker_waits_for_the_next_due_job(
 
         await until(slept, "a few idle rounds")
         assert ran == []
+        # Each idle round was a claiming statement that found nothing due.
+        assert worker.stats.claims >= worker.stats.sleeps and worker.stats.claimed == 0
         clock.advance(timedelta(minutes=10))
 
         async def fired() -> bool:

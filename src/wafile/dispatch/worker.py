@@ -122,6 +122,7 @@ class WorkerStats:
     """Counters since start, for logs and tests."""
 
     claimed: int = 0
+    claims: int = 0  # claiming statements run (each claims up to the free slots)
     completed: int = 0  # includes recurring jobs rescheduled after a success
     retried: int = 0
     buried: int = 0
@@ -241,6 +242,7 @@ class Worker:
                 if len(jobs) == free
                 else await repo.next_run_at(kinds=self._kinds, min_priority=min_priority)
             )
+        self.stats.claims += 1
         self.stats.claimed += len(jobs)
         return jobs, next_due
 
