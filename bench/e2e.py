@@ -277,12 +277,13 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path, bare: float)
             upload = await http.post("/v1/media", files={"file": ("bench.pdf", PDF)})
             upload.raise_for_status()
             ours = [procs[0], *procs[2:]]  # serve and the workers, not the emulator
-            await warm_up(http, upload.json()["id"])
+            media_id = upload.json()["id"]
+            await warm_up(http, media_id)
             cpu_before = [cpu_seconds(p.pid) for p in ours]  # their delivery is counted
             with Progress() as progress:
-                latencies, took = await accept_all(http, upload.json()["id"], args, progress)
-                cpu_after = [cpu_seconds(p.pid) for p in ours]
+                latencies, took = await accept_all(http, media_id, args, progress)
                 if args.accept_only:
+                    cpu_after = [cpu_seconds(p.pid) for p in ours]
                     return _accept_only(args, latencies, took, bare, cpu_before, cpu_after)
                 delivered = await wait_delivered(
                     http, args.messages + WARM_UP, args.timeout, progress
@@ -297,7 +298,6 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path, bare: float)
     reached = [datetime.fromisoformat(m["attempts"][0]["delivered_at"]) for m in delivered]
     e2e = [(r - c).total_seconds() for c, r in zip(created, reached, strict=True)]
     span = (max(reached) - min(created)).total_seconds()
-    a50, a99 = quantiles(latencies)
     d50, d99 = quantiles(e2e)
     processes = (
         "one serve process: API + worker; the emulator apart"
@@ -315,8 +315,7 @@ async def main_async(args: argparse.Namespace, url: str, tmp: Path, bare: float)
     return (
         f"e2e {url.split(':', 1)[0]}, {processes}, {args.messages} messages, "
         f"POSTs {_load(args)}, worker concurrency {args.workers_concurrency}, {batching}:\n"
-        f"  accepted/s={args.messages / took:.0f} accept p50={a50 * 1000:.1f}ms "
-        f"p99={a99 * 1000:.1f}ms\n"
+        f"  {_accept_line(args, latencies, took)}\n"
         f"  delivered/s={delivered_per_s:.0f} accept→delivered p50={d50:.2f}s p99={d99:.2f}s\n"
         f"  bare-insert ceiling={bare:.0f} req/s ({args.concurrency} concurrent); "
         f"delivered/s is {100 * delivered_per_s / bare:.1f}% of it\n"
@@ -328,6 +327,14 @@ def _load(args: argparse.Namespace) -> str:
     return f"{args.rate} req/s" if args.rate else f"{args.concurrency} concurrent"
 
 
+def _accept_line(args: argparse.Namespace, latencies: list[float], took: float) -> str:
+    a50, a99 = quantiles(latencies)
+    return (
+        f"accepted/s={args.messages / took:.0f} accept p50={a50 * 1000:.1f}ms "
+        f"p99={a99 * 1000:.1f}ms"
+    )
+
+
 def _accept_only(
     args: argparse.Namespace,
     latencies: list[float],
@@ -336,12 +343,10 @@ def _accept_only(
     before: list[float | None],
     after: list[float | None],
 ) -> str:
-    a50, a99 = quantiles(latencies)
     return (
         f"accept only, {args.database_url.split(':', 1)[0] or 'sqlite'}: serve (API) "
         f"without a worker, {args.messages} messages, POSTs {_load(args)}:\n"
-        f"  accepted/s={args.messages / took:.0f} accept p50={a50 * 1000:.1f}ms "
-        f"p99={a99 * 1000:.1f}ms (bare-insert ceiling={bare:.0f} req/s)\n"
+        f"  {_accept_line(args, latencies, took)} (bare-insert ceiling={bare:.0f} req/s)\n"
         f"  {_cpu_line(before, after, args.messages)}"
     )
 

@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 
-
 async def prepare(database_url: str, tmp: Path) -> str:
     """Migrate the database and return an API key of a fresh `bench` account."""
     settings = make_settings(tmp, database_url)
