@@ -1,6 +1,7 @@
 """Messages accepted by concurrent requests are stored together (db/group_commit.py), on
 SQLite and PostgreSQL: one commit for many, every message and its send job stored, and
-a message that cannot be stored fails only its own request."""
+a message that cannot be stored fails only its own request. On PostgreSQL the files
+they name are read together too (db/batch_read.py)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ async def test_concurrent_posts_share_commits_and_each_is_stored_with_its_job(
         shown = await http.get(f"/v1/messages/{ids[-1]}")
         assert shown.json()["events"][0]["source"] == "api"
     assert 1 <= ctx.accepted.commits - before < REQUESTS
+    # The file each message names was read with the other requests' (PostgreSQL).
+    if engine.dialect.name == "postgresql":
+        assert 1 <= ctx.media_reads.queries < REQUESTS
+    else:
+        assert ctx.media_reads.queries == 0
     async with transaction(session_factory(engine)) as session:
         stored = set(await session.scalars(select(MessageRow.id)))
         keys = set(await session.scalars(select(JobRow.dedupe_key)))

@@ -5,6 +5,7 @@ sender (its first step's), looked up apart when WhatsApp comes later in the plan
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +16,9 @@ from tests.support import TEST_SECRET, LiveServer
 from wafile.core.message_state import SendFailed
 from wafile.core.provider_errors import Disposition
 from wafile.crypto import Sealer
+from wafile.db.batch_read import BatchRead
 from wafile.db.engine import session_factory, transaction
+from wafile.db.messages import ForSend, MessageRepository
 from wafile.db.webhooks import WebhookRepository
 from wafile.services.messages import SendPlan, SmsSendPlan, messages
 from wafile.services.sandbox import sandbox_credentials
@@ -49,11 +52,27 @@ async def test_the_window_and_the_upload_are_those_of_the_attempts_sender(
     sessions, sealer = session_factory(engine), Sealer(TEST_SECRET)
     now = datetime.now(UTC)
 
+    reads = BatchRead(messages.read_for_send, what="messages to send")
+
+    async def for_send_of(message_id: str) -> ForSend | None:
+        return await reads.get(sessions, message_id)
+
     async def prepare(message_id: str, attempt: int) -> SendPlan | SmsSendPlan:
         async with transaction(sessions) as session:
             got = await messages.prepare_send(
                 session, sealer, message_id=message_id, attempt=attempt, now=now
             )
+        # A worker's batched read (db/batch_read.py) prepares the very same send.
+        async with transaction(sessions) as session:
+            batched = await messages.prepare_send(
+                session,
+                sealer,
+                message_id=message_id,
+                attempt=attempt,
+                now=now,
+                for_send_of=for_send_of,
+            )
+        assert batched == got
         assert isinstance(got, SendPlan | SmsSendPlan)
         return got
 
@@ -79,6 +98,17 @@ async def test_the_window_and_the_upload_are_those_of_the_attempts_sender(
     own = await prepare(plain.json()["id"], 0)
     assert isinstance(own, SendPlan)
     assert (own.window_open, own.uploaded_media_id) == (True, "meta-1")
+
+    # Several messages read in one query: each as read alone; an unknown id is absent.
+    ids = [plain.json()["id"], later.json()["id"]]
+    async with transaction(sessions) as session:
+        repo = MessageRepository(session)
+        together = await repo.for_send([*ids, "msg_nope"])
+        alone = {i: (await repo.for_send([i]))[i] for i in ids}
+    assert together == alone
+    assert sorted(await asyncio.gather(*(for_send_of(i) for i in ids)), key=str) == sorted(
+        alone.values(), key=str
+    )
 
     # SMS first, then WhatsApp: its window and upload are the WhatsApp sender's.
     assert isinstance(await prepare(later.json()["id"], 0), SmsSendPlan)

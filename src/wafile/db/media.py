@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wafile.core.media import Media
+from wafile.db.lists import padded
 from wafile.db.tables import BlobRow, MediaRow
 
 __all__ = ["MediaRepository", "media_from_row"]
@@ -48,6 +49,7 @@ def media_from_row(row: MediaRow | Row[Any]) -> Media:
 _media = cast(Table, MediaRow.__table__)
 _BY_ID = select(_media).where(_media.c.id == bindparam("media_id"))
 _BY_ID_IN_ACCOUNT = _BY_ID.where(_media.c.account_id == bindparam("account_id"))
+_BY_IDS = select(_media).where(_media.c.id.in_(bindparam("media_ids", expanding=True)))
 
 
 class MediaRepository:
@@ -95,6 +97,15 @@ class MediaRepository:
             found = await self._session.execute(_BY_ID_IN_ACCOUNT, params)
         row = found.first()
         return media_from_row(row) if row else None
+
+    async def get_many(self, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Media]:
+        """Media by (account id, media id), in one query; a key whose media is in
+        another account, or gone, is left out."""
+        wanted = set(keys)
+        ids = padded(sorted({media_id for _, media_id in wanted}))
+        found = await self._session.execute(_BY_IDS, {"media_ids": ids})
+        rows = (media_from_row(row) for row in found)
+        return {key: m for m in rows if (key := (m.account_id, m.id)) in wanted}
 
     async def list_page(
         self, *, account_id: str, limit: int, before: tuple[datetime, str] | None

@@ -35,10 +35,13 @@ from wafile.channels.whatsapp_cloud import WhatsAppCloud
 from wafile.clock import Clock
 from wafile.config import Settings
 from wafile.core.jobs import Job
+from wafile.db.batch_read import BatchRead, batches
+from wafile.db.messages import ForSend
 from wafile.dispatch.callback_batch import CallbackBatcher
 from wafile.dispatch.sent_batch import SentBatcher
 from wafile.dispatch.webhook_batch import WebhookBatcher
 from wafile.media.store import BlobStore
+from wafile.services.messages import ForSendLookup, messages
 from wafile.services.outbound import callback_guard_for
 
 __all__ = [
@@ -90,6 +93,19 @@ class WorkerDeps:
     callback_records: CallbackBatcher = field(default_factory=CallbackBatcher)
     # Stored webhook bodies, applied together with their jobs' completions.
     webhook_bodies: WebhookBatcher = field(default_factory=WebhookBatcher)
+    # What concurrent send jobs read first (their messages), read in one query.
+    send_reads: BatchRead[str, ForSend] = field(
+        default_factory=lambda: BatchRead(messages.read_for_send, what="messages to send")
+    )
+
+    @property
+    def for_send_lookup(self) -> ForSendLookup | None:
+        """Reads a send job's message with its file, window and upload together with
+        the other jobs' (`send_reads`); None where reads are not batched (SQLite)."""
+        return self._for_send_of if batches(self.sessions) else None
+
+    async def _for_send_of(self, message_id: str) -> ForSend | None:
+        return await self.send_reads.get(self.sessions, message_id)
 
     @asynccontextmanager
     async def cloud(self) -> AsyncIterator[WhatsAppCloud]:

@@ -58,7 +58,12 @@ async def send_job(job: Job, ctx: JobContext) -> None:
     # Reads only, checked again when the outcome is recorded: no transaction needed.
     async with autocommit(ctx.deps.sessions) as session:
         plan = await messages.prepare_send(
-            session, sealer, message_id=message_id, attempt=attempt, now=ctx.now
+            session,
+            sealer,
+            message_id=message_id,
+            attempt=attempt,
+            now=ctx.now,
+            for_send_of=ctx.deps.for_send_lookup,  # with the other jobs' reads
         )
     if isinstance(plan, PendingFetch):
         if not await _fetch(job, ctx, plan, message_id, attempt):

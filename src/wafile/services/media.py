@@ -173,6 +173,13 @@ class MediaService:
             raise MediaNotFound(f"no media {media_id!r} in this account")
         return found
 
+    async def read_many(
+        self, session: AsyncSession, keys: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], Media]:
+        """Files by (account id, media id) in one query, for `db.batch_read.BatchRead`:
+        a key not found (gone, another account's) is left out."""
+        return await MediaRepository(session).get_many(keys)
+
     async def list_page(
         self,
         session: AsyncSession,

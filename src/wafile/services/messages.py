@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,7 +54,7 @@ from wafile.db.accounts import AccountRepository
 from wafile.db.engine import ReferenceGone
 from wafile.db.jobs import JobRepository, NewJob
 from wafile.db.media import MediaRepository
-from wafile.db.messages import DuplicateKey, MessageRepository, StoredEvent
+from wafile.db.messages import DuplicateKey, ForSend, MessageRepository, StoredEvent
 from wafile.db.providers import ProviderRepository
 from wafile.db.webhooks import WebhookRepository
 from wafile.errors import (
@@ -75,6 +75,8 @@ __all__ = [
     "IDEMPOTENCY_WINDOW",
     "SEND_KIND",
     "Checked",
+    "ForSendLookup",
+    "MediaLookup",
     "MessageService",
     "MessageView",
     "NewMessage",
@@ -92,6 +94,11 @@ DEADLINE_KIND = "message.deadline"
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 # Meta keeps uploaded media 30 days; reuse an upload for 29, so it never expires mid-send.
 UPLOAD_REUSE = timedelta(days=29)
+# Finds an account's file: (account id, media id) -> the file, or None.
+MediaLookup = Callable[[str, str], Awaitable[Media | None]]
+# Reads what a send job needs first: message id -> the message with its file, window
+# and upload, or None.
+ForSendLookup = Callable[[str], Awaitable[ForSend | None]]
 # The plan of a send that gives no `channels`, when its account has no default either.
 WHATSAPP_ONLY: tuple[dict[str, Any], ...] = ({"channel": "whatsapp"},)
 
@@ -230,8 +237,11 @@ class MessageService:
         request: NewMessage,
         idempotency_key: str | None,
         now: datetime,
+        media_of: MediaLookup | None = None,
     ) -> Checked:
-        """Check a new message and build it, reading only (what `accept` stores)."""
+        """Check a new message and build it, reading only (what `accept` stores).
+        `media_of` looks the file up instead of `session` (the API batches those reads
+        across concurrent requests)."""
         try:
             to = to_e164(request.to, unassigned_ok=request.unassigned_number_ok)
         except InvalidNumber as exc:
@@ -241,7 +251,7 @@ class MessageService:
         except ValueError as exc:
             raise ValidationFailed(f"callback_format: {exc}") from None
         plan = await self._plan(session, account, request)
-        media = await self._media(session, account, request)
+        media = await self._media(session, account, request, media_of)
         if media is not None and any(step.channel is Channel.WHATSAPP for step in plan):
             why = content_refusal(media, request.caption, request.template)
             if why is not None:
@@ -323,7 +333,11 @@ class MessageService:
         return await self._view(session, earlier)
 
     async def _media(
-        self, session: AsyncSession, account: Account, request: NewMessage
+        self,
+        session: AsyncSession,
+        account: Account,
+        request: NewMessage,
+        media_of: MediaLookup | None,
     ) -> Media | None:
         """The stored file a send names; None for a send by URL (fetched later)."""
         if (request.media_id is None) == (request.media_url is None):
@@ -345,7 +359,10 @@ class MessageService:
             return None
         if request.provider is not None:
             raise ValidationFailed("provider: only with media_url")
-        media = await MediaRepository(session).get(request.media_id, account_id=account.id)
+        if media_of is not None:
+            media = await media_of(account.id, request.media_id)
+        else:
+            media = await MediaRepository(session).get(request.media_id, account_id=account.id)
         if media is None:
             raise MediaNotFound(f"media_id: no media {request.media_id!r} in this account")
         return media
@@ -515,12 +532,24 @@ class MessageService:
         return _view_of(message, await MessageRepository(session).events(message.id))
 
     async def prepare_send(
-        self, session: AsyncSession, sealer: Sealer, *, message_id: str, attempt: int, now: datetime
+        self,
+        session: AsyncSession,
+        sealer: Sealer,
+        *,
+        message_id: str,
+        attempt: int,
+        now: datetime,
+        for_send_of: ForSendLookup | None = None,
     ) -> SendPlan | SmsSendPlan | PendingFetch | None:
         """What the send job needs; None when the attempt should not send any more;
-        `PendingFetch` when a send by URL must fetch its file first."""
+        `PendingFetch` when a send by URL must fetch its file first. `for_send_of` reads
+        the message and what comes with it instead of `session` (a worker batches those
+        reads across its concurrent jobs: `read_for_send`)."""
         repo = MessageRepository(session)
-        found = await repo.for_send(message_id)
+        if for_send_of is not None:
+            found = await for_send_of(message_id)
+        else:
+            found = (await repo.for_send([message_id])).get(message_id)
         if found is None:
             return None
         message = found.message
@@ -566,6 +595,13 @@ class MessageService:
             window_open=window_state(last, now).open,
             uploaded_media_id=uploaded,
         )
+
+    async def read_for_send(
+        self, session: AsyncSession, message_ids: list[str]
+    ) -> dict[str, ForSend]:
+        """What `prepare_send` reads first, for several messages in one query (for
+        `db.batch_read.BatchRead`)."""
+        return await MessageRepository(session).for_send(message_ids)
 
     async def awaits_report(self, session: AsyncSession, *, message_id: str, attempt: int) -> bool:
         """Whether an attempt that was sent still has no final status (for polling)."""

@@ -245,7 +245,12 @@ async def send_message(
         # messages other requests accept meanwhile: one commit for all of them.
         async with autocommit(ctx.sessions) as reads:
             checked = await messages.check(
-                reads, account=account, request=request, idempotency_key=None, now=ctx.clock.now()
+                reads,
+                account=account,
+                request=request,
+                idempotency_key=None,
+                now=ctx.clock.now(),
+                media_of=ctx.media_lookup,
             )
         return _out(await ctx.accepted.submit(ctx.sessions, checked))
     # One transaction of its own (SessionDep's, opened here only when needed: the
