@@ -166,6 +166,38 @@ async def test_a_job_due_later_waits_for_its_time(
     assert [j.id for j in await claim(sessions, "w1", clock.now())] == [job_id]
 
 
+async def test_a_claim_that_is_not_full_says_when_the_next_job_is_due(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """`claim_next`: the claim and the next `run_at` of the jobs it left, in one
+    statement on PostgreSQL; the jobs it claims are never that next `run_at`."""
+
+    async def claim_next(
+        limit: int, *, kinds: set[str] | None = None, owner: str = "w1"
+    ) -> tuple[list[str], datetime | None]:
+        async with transaction(sessions) as session:
+            jobs, due = await JobRepository(session).claim_next(
+                owner, T0, limit, LEASE, kinds=kinds
+            )
+        return [j.id for j in jobs], due
+
+    assert await claim_next(5) == ([], None)  # an empty queue
+    soon = T0 + timedelta(minutes=10)
+    later = await enqueue(sessions, "test.a", run_at=soon)
+    other_kind = await enqueue(sessions, "test.b", run_at=T0 - timedelta(seconds=5))
+    due = [await enqueue(sessions, "test.a", run_at=T0 - timedelta(seconds=i)) for i in (3, 2, 1)]
+    # Full: as many as asked for, and no look further.
+    assert await claim_next(2, kinds={"test.a"}) == (due[:2], None)
+    # Not full: the one left that is due, and when the next of its kinds is.
+    assert await claim_next(5, kinds={"test.a"}) == (due[2:], soon)
+    assert await claim_next(5) == ([other_kind], soon)
+    assert await claim_next(5, owner="w2") == ([], soon)  # held jobs are not "next"
+    async with transaction(sessions) as session:
+        for job_id in [*due, other_kind]:
+            assert await JobRepository(session).complete(job_id, "w1")
+    assert (await get(sessions, later)) is not None
+
+
 async def test_an_expired_lease_is_taken_over_and_the_first_owner_refused(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:

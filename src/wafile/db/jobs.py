@@ -20,12 +20,13 @@ delivered on commit (and never when the transaction rolls back).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Table,
     and_,
@@ -35,12 +36,14 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Update
 
 from wafile.core.jobs import DEFAULT_MAX_ATTEMPTS, Job, Priority
 from wafile.db.lists import padded
@@ -81,6 +84,32 @@ def _job(row: Any) -> Job:
         dead_at=row.dead_at,
         priority=row.priority,
     )
+
+
+def _claimed(picked: CTE, owner: str, now: datetime, lease: timedelta) -> Update:
+    """The claim's UPDATE of the picked jobs, returning them."""
+    return (
+        update(_jobs)
+        .where(_c.id.in_(select(picked.c.id)))
+        .values(lease_owner=owner, lease_expires_at=now + lease, attempts=_c.attempts + 1)
+        .returning(*_jobs.columns)
+    )
+
+
+def _in_claim_order(rows: Iterable[Any]) -> list[Job]:
+    # RETURNING has no order of its own.
+    return sorted((_job(row) for row in rows), key=lambda j: (-j.priority, j.run_at, j.id))
+
+
+def _unleased(kinds: Collection[str] | None, min_priority: int | None) -> ColumnElement[bool]:
+    """Jobs nobody holds (expired leases are not seen: the worker's poll interval
+    bounds how late they are picked up), of these kinds and priorities."""
+    where: list[ColumnElement[bool]] = [_c.dead_at.is_(None), _c.lease_owner.is_(None)]
+    if kinds is not None:
+        where.append(_c.kind.in_(list(kinds)))
+    if min_priority is not None:
+        where.append(_c.priority >= min_priority)
+    return and_(*where)
 
 
 def _held(job_id: str, owner: str) -> ColumnElement[bool]:
@@ -235,6 +264,59 @@ class JobRepository:
         """
         if limit < 1:
             return []
+        picked = self._pick(now, limit, kinds=kinds, min_priority=min_priority)
+        rows = (await self._session.execute(_claimed(picked, owner, now, lease))).all()
+        return _in_claim_order(rows)
+
+    async def claim_next(
+        self,
+        owner: str,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        *,
+        kinds: Collection[str] | None = None,
+        min_priority: int | None = None,
+    ) -> tuple[list[Job], datetime | None]:
+        """`claim`, and when fewer than `limit` were due, `next_run_at` of the jobs
+        left (for how long the worker may sleep).
+
+        On PostgreSQL one statement does both (a worker that is not full claimed, then
+        asked for the next `run_at`: two round trips on every pass of its loop). Its
+        `next_run_at` part reads the snapshot the statement started from, in which the
+        jobs it claims are still free: it leaves them out by id. A job another worker
+        is claiming at that moment may count as due now; the caller then looks again
+        after a short sleep, as it would after any claim that lost a race.
+        """
+        if limit < 1:
+            return [], None
+        if not self._is_postgres():
+            jobs = await self.claim(
+                owner, now, limit, lease, kinds=kinds, min_priority=min_priority
+            )
+            if len(jobs) == limit:
+                return jobs, None
+            return jobs, await self.next_run_at(kinds=kinds, min_priority=min_priority)
+        picked = self._pick(now, limit, kinds=kinds, min_priority=min_priority)
+        claimed = _claimed(picked, owner, now, lease).cte("claimed")
+        left = and_(_unleased(kinds, min_priority), _c.id.not_in(select(picked.c.id)))
+        later = select(func.min(_c.run_at).label("next_run_at")).where(left).cte("later")
+        # One row even when nothing was claimed: `later`'s, with no job.
+        stmt = select(claimed, later.c.next_run_at).select_from(later.outerjoin(claimed, true()))
+        rows = (await self._session.execute(stmt)).all()
+        jobs = _in_claim_order(row for row in rows if row.id is not None)
+        return jobs, None if len(jobs) == limit else rows[0].next_run_at
+
+    def _pick(
+        self,
+        now: datetime,
+        limit: int,
+        *,
+        kinds: Collection[str] | None,
+        min_priority: int | None,
+    ) -> CTE:
+        """The due jobs a claim takes, in claim order (locked, skipping locked ones, on
+        PostgreSQL)."""
         pick = (
             select(_c.id)
             .where(
@@ -251,20 +333,7 @@ class JobRepository:
             pick = pick.where(_c.priority >= min_priority)
         if self._is_postgres():
             pick = pick.with_for_update(skip_locked=True)
-        picked = pick.cte("picked").prefix_with("MATERIALIZED", dialect="postgresql")
-        stmt = (
-            update(_jobs)
-            .where(_c.id.in_(select(picked.c.id)))
-            .values(
-                lease_owner=owner,
-                lease_expires_at=now + lease,
-                attempts=_c.attempts + 1,
-            )
-            .returning(*_jobs.columns)
-        )
-        rows = (await self._session.execute(stmt)).all()
-        # RETURNING has no order of its own.
-        return sorted((_job(row) for row in rows), key=lambda j: (-j.priority, j.run_at, j.id))
+        return pick.cte("picked").prefix_with("MATERIALIZED", dialect="postgresql")
 
     async def complete(self, job_id: str, owner: str) -> bool:
         """Delete the finished job; False when `owner` no longer holds its lease."""
@@ -361,11 +430,7 @@ class JobRepository:
     ) -> datetime | None:
         """The earliest `run_at` of a job nobody holds (expired leases are not seen:
         the worker's poll interval bounds how late they are picked up)."""
-        stmt = select(func.min(_c.run_at)).where(_c.dead_at.is_(None), _c.lease_owner.is_(None))
-        if kinds is not None:
-            stmt = stmt.where(_c.kind.in_(list(kinds)))
-        if min_priority is not None:
-            stmt = stmt.where(_c.priority >= min_priority)
+        stmt = select(func.min(_c.run_at)).where(_unleased(kinds, min_priority))
         due: datetime | None = await self._session.scalar(stmt)
         return due
 

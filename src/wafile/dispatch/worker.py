@@ -226,21 +226,15 @@ class Worker:
         self, free: int, *, min_priority: int | None = None
     ) -> tuple[list[Job], datetime | None]:
         now = self.deps.clock.now()
-        # One claiming statement, then a read: no transaction around them is needed.
+        # One claiming statement (and on SQLite a read): no transaction is needed.
         async with autocommit(self.deps.sessions) as session:
-            repo = JobRepository(session)
-            jobs = await repo.claim(
+            jobs, next_due = await JobRepository(session).claim_next(
                 self.owner,
                 now,
                 free,
                 self.options.lease,
                 kinds=self._kinds,
                 min_priority=min_priority,
-            )
-            next_due = (
-                None
-                if len(jobs) == free
-                else await repo.next_run_at(kinds=self._kinds, min_priority=min_priority)
             )
         self.stats.claims += 1
         self.stats.claimed += len(jobs)
