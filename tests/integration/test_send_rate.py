@@ -21,7 +21,17 @@ from tests.support import TEST_SECRET
 from tests.unit.core.test_rate_limit import most_in_a_window
 from wafile.clock import FixedClock
 from wafile.config import Settings
-from wafile.core.rate_limit import Bucket, Granted, Refused, SendRate, fresh, micros, take
+from wafile.core.rate_limit import (
+    Bucket,
+    Granted,
+    Refused,
+    SendRate,
+    fresh,
+    micros,
+    most_at_once,
+    take,
+    take_all,
+)
 from wafile.core.senders import Sender, WhatsAppSender
 from wafile.crypto import Sealer
 from wafile.db.engine import create_engine, session_factory, transaction
@@ -29,6 +39,7 @@ from wafile.db.messages import MessageRepository
 from wafile.db.rate_limits import SendRateRepository
 from wafile.dispatch.jobs import JobContext, RetryLater, WorkerDeps
 from wafile.dispatch.send_slot import wait_for_send_slot
+from wafile.dispatch.slot_batch import SlotBatcher
 from wafile.services.accounts import accounts
 from wafile.services.media import open_media_store
 from wafile.services.messages import SendPlan
@@ -108,6 +119,40 @@ async def test_the_sql_computes_what_the_core_computes(engine: AsyncEngine) -> N
         assert await bucket(engine, sender) == expected, step
 
 
+async def test_the_sql_takes_several_slots_as_the_core_does(engine: AsyncEngine) -> None:
+    """`take_all`, mixed with single takes: the same slots and buckets as the core's."""
+    sender = await add_sender(engine, mps=9)
+    rate = SendRate(mps=9)
+    sessions = session_factory(engine)
+    rng = random.Random(7)
+    start = micros(NOW)
+    expected: Bucket | None = None
+    granted_some = refused_some = 0
+    for step in range(150):
+        now = start + step * 60_000 + rng.choice([0, 0, -300_000, 2 * SECOND])
+        max_wait = rng.choice([0, SECOND // 4, SECOND])
+        count = rng.randint(1, most_at_once(rate, max_wait))
+        before = fresh(now) if expected is None else expected
+        if rng.random() < 0.3:
+            expected, decision = take(before, now=now, rate=rate, max_wait=max_wait)
+            assert await reserve(sessions, sender, now, max_wait) == decision, step
+        else:
+            together = take_all(before, count, now=now, rate=rate, max_wait=max_wait)
+            async with transaction(sessions) as session:
+                got = await SendRateRepository(session).take_all(
+                    sender.id, count, now=now, rate=rate, max_wait=max_wait
+                )
+            if together is None:
+                assert got is None, step
+                expected, refused_some = before, refused_some + 1
+            else:
+                expected, slots = together
+                assert got == slots, step
+                granted_some += 1
+        assert await bucket(engine, sender) == expected, step
+    assert granted_some > 10 and refused_some > 10  # both ways were tried
+
+
 async def test_concurrent_reservations_grant_exactly_the_limit(
     engine: AsyncEngine, engines: list[AsyncEngine]
 ) -> None:
@@ -131,6 +176,31 @@ async def test_concurrent_reservations_grant_exactly_the_limit(
     refused = sorted(d.retry_at for d in got if isinstance(d, Refused))
     assert refused == sorted(d.retry_at for d in expected if isinstance(d, Refused))
     assert await bucket(engine, sender) == state
+
+
+@pytest.mark.parametrize(("mps", "crowd"), [(80, 40), (10, 30)])
+async def test_a_workers_concurrent_slots_go_together_and_as_one_by_one(
+    engine: AsyncEngine, mps: int, crowd: int
+) -> None:
+    """dispatch/slot_batch.py: slots asked for at once are taken in few statements,
+    and each job gets what asking alone, one after another, gives: within reach (80 a
+    second, 40 jobs) all together; past it (10 a second, 30 jobs), one by one."""
+    sender = await add_sender(engine, mps=mps)
+    clock, batcher = FixedClock(NOW), SlotBatcher()
+    sessions = session_factory(engine)
+    got = await asyncio.gather(*(batcher.reserve(sessions, clock, sender) for _ in range(crowd)))
+    state, expected = fresh(micros(NOW)), []
+    for _ in range(crowd):
+        state, decision = take(state, now=micros(NOW), rate=SendRate(mps=mps), max_wait=SECOND)
+        expected.append(decision)
+    assert [micros(s.at) if s.granted else None for s in got] == [
+        d.at if isinstance(d, Granted) else None for d in expected
+    ]
+    assert await bucket(engine, sender) == state
+    if mps == 80:  # all asked before the first statement started: one for all
+        assert batcher.statements == 1
+    else:  # 11 fit (burst 1 + a second's worth); then batches fail and go one by one
+        assert batcher.statements == 1 + (1 + 11) + (1 + 8)
 
 
 async def test_concurrent_senders_on_moving_clocks_never_exceed_the_limit(

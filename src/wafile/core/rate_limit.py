@@ -37,8 +37,11 @@ __all__ = [
     "from_micros",
     "grant_limit",
     "granted_slot",
+    "granted_slots",
     "micros",
+    "most_at_once",
     "take",
+    "take_all",
 ]
 
 MICROS_PER_SECOND: Final = 1_000_000
@@ -133,6 +136,40 @@ def take(bucket: Bucket, *, now: int, rate: SendRate, max_wait: int) -> tuple[Bu
         return replace(bucket, next_at=max(bucket.next_at, now) + rate.interval), Granted(at=slot)
     back = max(bucket.retry_at, bucket.next_at - rate.tolerance)
     return replace(bucket, retry_at=back + rate.interval), Refused(retry_at=back)
+
+
+def take_all(
+    bucket: Bucket, count: int, *, now: int, rate: SendRate, max_wait: int
+) -> tuple[Bucket, list[Granted]] | None:
+    """`count` slots at once, exactly as `count` calls of `take` at `now` would grant
+    them, when they would grant them all; otherwise None, and nothing is taken (no
+    slot, no place in the line). Concurrent sends of one sender take their slots in
+    one statement this way (`db/rate_limits.py`). `count` is at most `most_at_once`."""
+    if not 1 <= count <= most_at_once(rate, max_wait):
+        raise ValueError(f"count must be from 1 to {most_at_once(rate, max_wait)}")
+    # After its first grant a bucket's next_at is at least `now`, so the i-th of the
+    # sends finds next_at = base + i * interval; the last of them decides.
+    base = max(bucket.next_at, now)
+    if base + (count - 1) * rate.interval > grant_limit(now, rate=rate, max_wait=max_wait):
+        return None
+    next_at = base + count * rate.interval
+    return replace(bucket, next_at=next_at), granted_slots(next_at, count, now=now, rate=rate)
+
+
+def most_at_once(rate: SendRate, max_wait: int) -> int:
+    """The most slots `take_all` takes at once: as many as a full bucket grants within
+    `max_wait` (a fresh bucket's row is written without a check, so no more)."""
+    return 1 + (rate.tolerance + max_wait) // rate.interval
+
+
+def granted_slots(next_at: int, count: int, *, now: int, rate: SendRate) -> list[Granted]:
+    """The `count` slots a `take_all` took, in order, from `next_at` after it."""
+    # The i-th send's slot is max(now, next_at_i - tolerance), its next_at_i being
+    # next_at after - (count - i) * interval (the first one's too: see `take_all`).
+    return [
+        Granted(at=max(now, next_at - (count - i) * rate.interval - rate.tolerance))
+        for i in range(count)
+    ]
 
 
 def grant_limit(now: int, *, rate: SendRate, max_wait: int) -> int:

@@ -6,7 +6,9 @@ otherwise moves `next_at_us` only when the slot is within reach (the `WHERE` of 
 upsert locks the sender's row (even when its `WHERE` is false) until the transaction
 ends, so concurrent workers on any number of machines take slots one after the other
 and never both read the same `next_at_us`; on SQLite, BEGIN IMMEDIATE serialises the
-writers. A refusal then moves the line (`retry_at_us`) under that same lock.
+writers. A refusal then moves the line (`retry_at_us`) under that same lock. Several
+slots at once (`take_all`: a worker's concurrent sends of one sender) are the same
+upsert, moving `next_at_us` by as many intervals when the last of them is in reach.
 
 Run it in a transaction of its own that commits at once: the row stays locked until
 the commit, and every send of the sender waits for it.
@@ -41,6 +43,8 @@ from wafile.core.rate_limit import (
     SendRate,
     grant_limit,
     granted_slot,
+    granted_slots,
+    most_at_once,
 )
 from wafile.db.tables import SendRateRow
 
@@ -66,14 +70,17 @@ def _take(postgres: bool) -> tuple[Executable, Executable]:
     # commit), instead of costing a `SET LOCAL` round trip of its own.
     fast_commit = (func.set_config("synchronous_commit", "off", True),) if postgres else ()
     now, interval = _us("now"), _us("interval")
-    # A first send finds a fresh bucket: granted at once.
+    # A first send finds a fresh bucket: granted at once. `span` is the slots taken
+    # times the interval; `reach`, how far the first of them may be to grant the last
+    # (one slot: `grant_limit`, which `next_at` itself must not pass).
+    base = _later(row.next_at_us, now)
     grant = (
         insert(_rates)
         .values(sender_id=bindparam("sender"), next_at_us=_us("first_next"), retry_at_us=now)
         .on_conflict_do_update(
             index_elements=[row.sender_id],
-            set_={"next_at_us": _later(row.next_at_us, now) + interval},
-            where=row.next_at_us <= _us("limit"),
+            set_={"next_at_us": base + _us("span")},
+            where=base <= _us("reach"),
         )
         .returning(row.next_at_us, *fast_commit)
     )
@@ -92,6 +99,23 @@ def _us(name: str) -> BindParameter[int]:
     return bindparam(name, type_=BigInteger())
 
 
+def _params(
+    sender_id: str, count: int, *, now: int, rate: SendRate, max_wait: int
+) -> dict[str, object]:
+    """The statements' parameters for `count` slots at `now`."""
+    span = count * rate.interval
+    limit = grant_limit(now, rate=rate, max_wait=max_wait)
+    return {
+        "sender": sender_id,
+        "now": now,
+        "first_next": now + span,
+        "span": span,
+        "reach": limit - span + rate.interval,  # the last slot's next_at <= limit
+        "interval": rate.interval,
+        "tolerance": rate.tolerance,
+    }
+
+
 _TAKE_PG = _take(postgres=True)
 _TAKE_SQLITE = _take(postgres=False)
 
@@ -104,14 +128,7 @@ class SendRateRepository:
         """`core.rate_limit.take` on the sender's row (microseconds since the epoch)."""
         postgres = self._session.get_bind().dialect.name == "postgresql"
         grant, refuse = _TAKE_PG if postgres else _TAKE_SQLITE
-        params = {
-            "sender": sender_id,
-            "now": now,
-            "first_next": now + rate.interval,
-            "interval": rate.interval,
-            "limit": grant_limit(now, rate=rate, max_wait=max_wait),
-            "tolerance": rate.tolerance,
-        }
+        params = _params(sender_id, 1, now=now, rate=rate, max_wait=max_wait)
         next_at = await self._session.scalar(grant, params)
         if next_at is not None:
             return Granted(at=granted_slot(next_at, now=now, rate=rate))
@@ -119,6 +136,21 @@ class SendRateRepository:
         if retry_at is None:  # its sender was deleted since the first statement
             raise RuntimeError(f"the send rate row of {sender_id} vanished")
         return Refused(retry_at=retry_at - rate.interval)
+
+    async def take_all(
+        self, sender_id: str, count: int, *, now: int, rate: SendRate, max_wait: int
+    ) -> list[Granted] | None:
+        """`core.rate_limit.take_all` on the sender's row: `count` slots in one
+        statement, or None and nothing taken."""
+        if not 1 <= count <= most_at_once(rate, max_wait):  # a fresh row is not checked
+            raise ValueError(f"count must be from 1 to {most_at_once(rate, max_wait)}")
+        postgres = self._session.get_bind().dialect.name == "postgresql"
+        grant, _ = _TAKE_PG if postgres else _TAKE_SQLITE
+        params = _params(sender_id, count, now=now, rate=rate, max_wait=max_wait)
+        next_at = await self._session.scalar(grant, params)
+        if next_at is None:
+            return None
+        return granted_slots(next_at, count, now=now, rate=rate)
 
     async def get(self, sender_id: str) -> Bucket | None:
         found = (

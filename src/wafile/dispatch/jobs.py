@@ -39,6 +39,7 @@ from wafile.db.batch_read import BatchRead, batches
 from wafile.db.messages import ForSend
 from wafile.dispatch.callback_batch import CallbackBatcher
 from wafile.dispatch.sent_batch import SentBatcher
+from wafile.dispatch.slot_batch import SlotBatcher
 from wafile.dispatch.webhook_batch import WebhookBatcher
 from wafile.media.store import BlobStore
 from wafile.services.messages import ForSendLookup, messages
@@ -93,6 +94,8 @@ class WorkerDeps:
     callback_records: CallbackBatcher = field(default_factory=CallbackBatcher)
     # Stored webhook bodies, applied together with their jobs' completions.
     webhook_bodies: WebhookBatcher = field(default_factory=WebhookBatcher)
+    # Send slots that concurrent jobs ask of one sender, taken in one statement.
+    send_slots: SlotBatcher = field(default_factory=SlotBatcher)
     # What concurrent send jobs read first (their messages), read in one query.
     send_reads: BatchRead[str, ForSend] = field(
         default_factory=lambda: BatchRead(messages.read_for_send, what="messages to send")

@@ -1,8 +1,8 @@
 """Waiting for a send slot: the sender's messages-per-second limit, in a send job.
 
 Right before the `/messages` POST (an upload is not a message), the job takes a slot
-from the sender's bucket in a statement of its own, committed at once (`autocommit`:
-no BEGIN and COMMIT round trips on PostgreSQL): never in the job's `ctx.session`,
+from the sender's bucket in a statement committed at once, with the slots the worker's
+other jobs ask for meanwhile (dispatch/slot_batch.py): never in the job's `ctx.session`,
 which stays open until the job ends and would hold the sender's row locked through
 the HTTP call, serialising every worker. A slot at most
 `MAX_WAIT` away is slept for (the job keeps its lease meanwhile); a later one is not
@@ -18,10 +18,10 @@ import logging
 from collections.abc import Sequence
 from typing import Final
 
-from wafile.db.engine import autocommit, transaction
+from wafile.db.engine import transaction
 from wafile.dispatch.jobs import JobContext, RetryLater
 from wafile.services.messages import SendPlan, SmsSendPlan, messages
-from wafile.services.rate_limits import mps_of, rate_limits
+from wafile.services.rate_limits import mps_of
 
 __all__ = ["wait_for_send_slot"]
 
@@ -43,8 +43,7 @@ async def wait_for_send_slot(
     sender, clock = plan.sender, ctx.deps.clock
     for _ in range(SLOTS_MAX):
         now = clock.now()  # not ctx.now: the upload may have taken a while
-        async with autocommit(ctx.deps.sessions) as session:
-            slot = await rate_limits.reserve(session, sender, now=now)
+        slot = await ctx.deps.send_slots.reserve(ctx.deps.sessions, clock, sender)
         if not slot.granted:
             if uploaded:
                 async with transaction(ctx.deps.sessions) as session:

@@ -16,11 +16,18 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wafile.core.rate_limit import MAX_WAIT, Granted, SendRate, from_micros, micros
+from wafile.core.rate_limit import (
+    MAX_WAIT,
+    Granted,
+    SendRate,
+    from_micros,
+    micros,
+    most_at_once,
+)
 from wafile.core.senders import Sender, SmsSender
 from wafile.db.rate_limits import SendRateRepository
 
-__all__ = ["RateLimitService", "SendSlot", "mps_of", "rate_limits"]
+__all__ = ["RateLimitService", "SendSlot", "most_together", "mps_of", "rate_limits"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,33 @@ class RateLimitService:
         at = from_micros(decision.retry_at)
         log.debug("sender %s: send slot refused, back in %.3f s", sender.name, _ahead(at, now))
         return SendSlot(granted=False, at=at)
+
+    async def reserve_all(
+        self,
+        session: AsyncSession,
+        sender: Sender | SmsSender,
+        count: int,
+        *,
+        now: datetime,
+        max_wait: timedelta = MAX_WAIT,
+    ) -> list[SendSlot] | None:
+        """`count` slots in one statement, in order, as `count` calls of `reserve`
+        would grant them; None when they would not all be granted (nothing is taken:
+        reserve them one by one then). At most `most_together(sender)`."""
+        rate = SendRate(mps=mps_of(sender))
+        taken = await SendRateRepository(session).take_all(
+            sender.id, count, now=micros(now), rate=rate, max_wait=micros(max_wait)
+        )
+        if taken is None:
+            log.debug("sender %s: %d send slots not all in reach", sender.name, count)
+            return None
+        grace = timedelta(microseconds=rate.late_limit)
+        return [SendSlot(granted=True, at=from_micros(g.at), grace=grace) for g in taken]
+
+
+def most_together(sender: Sender | SmsSender, max_wait: timedelta = MAX_WAIT) -> int:
+    """The most slots `reserve_all` takes at once for `sender`."""
+    return most_at_once(SendRate(mps=mps_of(sender)), micros(max_wait))
 
 
 def _ahead(at: datetime, now: datetime) -> float:

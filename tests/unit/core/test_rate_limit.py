@@ -20,7 +20,9 @@ from wafile.core.rate_limit import (
     fresh,
     from_micros,
     micros,
+    most_at_once,
     take,
+    take_all,
 )
 
 SECOND = 1_000_000
@@ -123,6 +125,41 @@ def test_refused_sends_are_spread_one_interval_apart_and_find_their_slot_free(
     for retry_at in refused:
         bucket, again = take(bucket, now=retry_at, rate=rate, max_wait=max_wait)
         assert again == Granted(at=retry_at)
+
+
+@given(
+    rates,
+    waits,
+    st.integers(min_value=-3 * SECOND, max_value=3 * SECOND),
+    st.integers(min_value=-3 * SECOND, max_value=3 * SECOND),
+    st.data(),
+)
+def test_taking_several_at_once_is_taking_them_one_after_another(
+    rate: SendRate, max_wait: int, next_at: int, retry_at: int, data: st.DataObject
+) -> None:
+    """`take_all(count)`: the slots `count` calls of `take` grant, when all of them are
+    granted; else nothing is taken, not even a place in the line."""
+    count = data.draw(st.integers(min_value=1, max_value=most_at_once(rate, max_wait)))
+    bucket = Bucket(next_at=T0 + next_at, retry_at=T0 + retry_at)
+    one_by_one, decisions = bucket, []
+    for _ in range(count):
+        one_by_one, decision = take(one_by_one, now=T0, rate=rate, max_wait=max_wait)
+        decisions.append(decision)
+    together = take_all(bucket, count, now=T0, rate=rate, max_wait=max_wait)
+    if all(isinstance(d, Granted) for d in decisions):
+        assert together == (one_by_one, decisions)
+    else:
+        assert together is None
+
+
+@given(rates, waits)
+def test_a_fresh_bucket_grants_the_most_at_once_and_no_more(rate: SendRate, max_wait: int) -> None:
+    most = most_at_once(rate, max_wait)
+    assert take_all(fresh(T0), most, now=T0, rate=rate, max_wait=max_wait) is not None
+    with pytest.raises(ValueError, match="count"):
+        take_all(fresh(T0), most + 1, now=T0, rate=rate, max_wait=max_wait)
+    with pytest.raises(ValueError, match="count"):
+        take_all(fresh(T0), 0, now=T0, rate=rate, max_wait=max_wait)
 
 
 @given(rates, waits, st.integers(min_value=0, max_value=10 * SECOND))
