@@ -11,14 +11,18 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from tests.integration.test_send_rate import add_sender
 from tests.support import NOW
+from wafile.config import Settings
 from wafile.core.media import Media
 from wafile.db.batch_read import BatchRead, batches
-from wafile.db.engine import session_factory, transaction
+from wafile.db.engine import autocommit, create_engine, session_factory, transaction
 from wafile.db.media import MediaRepository
 from wafile.services.accounts import accounts
+from wafile.services.messages import NewMessage, messages
 
 FILE = Media(
     id="med_a",
@@ -121,3 +125,47 @@ async def test_a_failed_query_fails_its_batch_alone(engine: AsyncEngine) -> None
 def test_only_postgresql_batches(engine: AsyncEngine) -> None:
     # SQLite's single pooled connection may be held by a caller waiting for its key.
     assert batches(session_factory(engine)) is (engine.dialect.name == "postgresql")
+
+
+async def test_a_check_never_waits_for_a_batch_while_it_holds_a_connection(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    """`messages.check` looks the file up before its session runs a statement: with a
+    pool of one connection, requests whose session had read a sender (the senders'
+    cache is cold after a change) and then waited for the batch would hold that one
+    connection while the batch waited for it."""
+    if not batches(session_factory(engine)):
+        pytest.skip("batched reads are PostgreSQL's")
+    sender = await add_sender(engine, mps=80)  # clears the senders' cache
+    async with transaction(session_factory(engine)) as session:
+        account = await accounts.get(session, sender.account_id)
+        item = replace(FILE, id="med_one", account_id=account.id)
+        await MediaRepository(session).add(item)
+    tiny = create_engine(
+        settings.effective_database_url, pool_size=1, max_overflow=0, pool_timeout=5
+    )
+    try:
+        sessions = session_factory(tiny)
+        reads = BatchRead(read_media, what="media")
+
+        async def media_of(account_id: str, media_id: str) -> Media | None:
+            return await reads.get(sessions, (account_id, media_id))
+
+        async def check(to: str) -> str:
+            async with autocommit(sessions) as session:
+                checked = await messages.check(
+                    session,
+                    account=account,
+                    request=NewMessage(to=to, media_id=item.id, sender="main"),
+                    idempotency_key=None,
+                    now=NOW,
+                    media_of=media_of,
+                )
+            return checked.message.media_id or ""
+
+        got = await asyncio.wait_for(
+            asyncio.gather(*(check(f"+1201555{i:04d}") for i in range(4))), timeout=20
+        )
+        assert got == [item.id] * 4
+    finally:
+        await tiny.dispose()

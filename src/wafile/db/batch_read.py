@@ -14,9 +14,11 @@ to its callers. A failing query fails the callers of that batch alone. Reads run
 each statement committing on its own (`db.engine.autocommit`): they share no snapshot
 with anything, which is what the callers' own one-statement reads had too.
 
-PostgreSQL only (`batches`): SQLite has a single pooled connection, which a caller's
-own session may hold while it waits for its key, and there a read is a function call,
-not a round trip, so each caller reads in its own session.
+A batch takes a pooled connection of its own. Call `get` before the caller's own
+session has run a statement: callers that each held a connection while waiting for a
+batch could together hold the whole pool, and the batch would wait for them for ever.
+PostgreSQL only (`batches`): SQLite has a single pooled connection, and there a read
+is a function call, not a round trip, so each caller reads in its own session.
 """
 
 from __future__ import annotations

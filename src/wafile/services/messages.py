@@ -250,8 +250,10 @@ class MessageService:
             format_named(request.callback_format)
         except ValueError as exc:
             raise ValidationFailed(f"callback_format: {exc}") from None
-        plan = await self._plan(session, account, request)
+        # The file first: `media_of` may wait for a batch that needs a pooled
+        # connection, and must not wait while this session holds one (db/batch_read.py).
         media = await self._media(session, account, request, media_of)
+        plan = await self._plan(session, account, request)
         if media is not None and any(step.channel is Channel.WHATSAPP for step in plan):
             why = content_refusal(media, request.caption, request.template)
             if why is not None:
@@ -544,7 +546,7 @@ class MessageService:
         """What the send job needs; None when the attempt should not send any more;
         `PendingFetch` when a send by URL must fetch its file first. `for_send_of` reads
         the message and what comes with it instead of `session` (a worker batches those
-        reads across its concurrent jobs: `read_for_send`)."""
+        reads across its concurrent jobs: `read_for_send`), before `session` is used."""
         repo = MessageRepository(session)
         if for_send_of is not None:
             found = await for_send_of(message_id)
