@@ -23,13 +23,18 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Final, cast
 
 from sqlalchemy import (
-    CTE,
     ColumnElement,
+    Integer,
+    Select,
+    String,
     Table,
     and_,
+    any_,
+    bindparam,
     delete,
     func,
     insert,
@@ -40,6 +45,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,6 +54,7 @@ from sqlalchemy.sql.dml import Update
 from wafile.core.jobs import DEFAULT_MAX_ATTEMPTS, Job, Priority
 from wafile.db.lists import padded
 from wafile.db.tables import JobRow
+from wafile.db.types import UTCDateTime
 from wafile.ids import new_id
 
 __all__ = ["NOTIFY_CHANNEL", "JobRepository", "NewJob"]
@@ -86,30 +93,95 @@ def _job(row: Any) -> Job:
     )
 
 
-def _claimed(picked: CTE, owner: str, now: datetime, lease: timedelta) -> Update:
-    """The claim's UPDATE of the picked jobs, returning them."""
-    return (
-        update(_jobs)
-        .where(_c.id.in_(select(picked.c.id)))
-        .values(lease_owner=owner, lease_expires_at=now + lease, attempts=_c.attempts + 1)
-        .returning(*_jobs.columns)
-    )
-
-
 def _in_claim_order(rows: Iterable[Any]) -> list[Job]:
     # RETURNING has no order of its own.
     return sorted((_job(row) for row in rows), key=lambda j: (-j.priority, j.run_at, j.id))
 
 
-def _unleased(kinds: Collection[str] | None, min_priority: int | None) -> ColumnElement[bool]:
+def _of_kinds(postgres: bool, kinds: bool, priority: bool) -> list[ColumnElement[bool]]:
+    """The `kinds` and `min_priority` conditions, as bound parameters."""
+    where: list[ColumnElement[bool]] = []
+    if kinds:
+        # One array parameter on PostgreSQL: an IN list is rendered again for every
+        # execution (SQLAlchemy's "expanding" parameters).
+        where.append(
+            _c.kind == any_(bindparam("kinds", type_=ARRAY(String())))
+            if postgres
+            else _c.kind.in_(bindparam("kinds", expanding=True))
+        )
+    if priority:
+        where.append(_c.priority >= bindparam("min_priority", type_=Integer()))
+    return where
+
+
+def _unleased(postgres: bool, kinds: bool, priority: bool) -> ColumnElement[bool]:
     """Jobs nobody holds (expired leases are not seen: the worker's poll interval
     bounds how late they are picked up), of these kinds and priorities."""
-    where: list[ColumnElement[bool]] = [_c.dead_at.is_(None), _c.lease_owner.is_(None)]
-    if kinds is not None:
-        where.append(_c.kind.in_(list(kinds)))
-    if min_priority is not None:
-        where.append(_c.priority >= min_priority)
-    return and_(*where)
+    unheld = [_c.dead_at.is_(None), _c.lease_owner.is_(None)]
+    return and_(*unheld, *_of_kinds(postgres, kinds, priority))
+
+
+@lru_cache(maxsize=32)
+def _claim_statements(postgres: bool, kinds: bool, priority: bool) -> tuple[Update, Select[Any]]:
+    """The claim (`claim`), and the claim with the next `run_at` (`claim_next`'s, on
+    PostgreSQL), for one database and one set of conditions, built once: a worker runs
+    them on every pass of its loop, and building them (three CTEs) cost more CPU than
+    running them. Parameters: now, limit, owner, lease_until, kinds, min_priority."""
+    now = bindparam("now", type_=UTCDateTime())
+    pick = (
+        select(_c.id)
+        .where(
+            _c.dead_at.is_(None),
+            _c.run_at <= now,
+            or_(_c.lease_expires_at.is_(None), _c.lease_expires_at < now),
+            *_of_kinds(postgres, kinds, priority),
+        )
+        .order_by(_c.priority.desc(), _c.run_at, _c.id)
+        .limit(bindparam("limit", type_=Integer()))
+    )
+    if postgres:
+        pick = pick.with_for_update(skip_locked=True)
+    picked = pick.cte("picked").prefix_with("MATERIALIZED", dialect="postgresql")
+    claim = (
+        update(_jobs)
+        .where(_c.id.in_(select(picked.c.id)))
+        .values(
+            lease_owner=bindparam("owner"),
+            lease_expires_at=bindparam("lease_until", type_=UTCDateTime()),
+            attempts=_c.attempts + 1,
+        )
+        .returning(*_jobs.columns)
+    )
+    claimed = claim.cte("claimed")
+    left = and_(_unleased(postgres, kinds, priority), _c.id.not_in(select(picked.c.id)))
+    later = select(func.min(_c.run_at).label("next_run_at")).where(left).cte("later")
+    # One row even when nothing was claimed: `later`'s, with no job.
+    with_next = select(claimed, later.c.next_run_at).select_from(later.outerjoin(claimed, true()))
+    return claim, with_next
+
+
+@lru_cache(maxsize=32)
+def _next_run_at(postgres: bool, kinds: bool, priority: bool) -> Select[Any]:
+    """`next_run_at`'s statement, built once (as `_claim_statements`)."""
+    return select(func.min(_c.run_at)).where(_unleased(postgres, kinds, priority))
+
+
+def _claim_params(
+    owner: str,
+    now: datetime | None,
+    limit: int,
+    lease: timedelta,
+    kinds: Collection[str] | None,
+    min_priority: int | None,
+) -> dict[str, Any]:
+    return {
+        "now": now,
+        "limit": limit,
+        "owner": owner,
+        "lease_until": now + lease if now is not None else None,
+        "kinds": sorted(kinds) if kinds is not None else None,
+        "min_priority": min_priority,
+    }
 
 
 def _held(job_id: str, owner: str) -> ColumnElement[bool]:
@@ -264,9 +336,11 @@ class JobRepository:
         """
         if limit < 1:
             return []
-        picked = self._pick(now, limit, kinds=kinds, min_priority=min_priority)
-        rows = (await self._session.execute(_claimed(picked, owner, now, lease))).all()
-        return _in_claim_order(rows)
+        claim, _ = _claim_statements(
+            self._is_postgres(), kinds is not None, min_priority is not None
+        )
+        params = _claim_params(owner, now, limit, lease, kinds, min_priority)
+        return _in_claim_order((await self._session.execute(claim, params)).all())
 
     async def claim_next(
         self,
@@ -297,43 +371,11 @@ class JobRepository:
             if len(jobs) == limit:
                 return jobs, None
             return jobs, await self.next_run_at(kinds=kinds, min_priority=min_priority)
-        picked = self._pick(now, limit, kinds=kinds, min_priority=min_priority)
-        claimed = _claimed(picked, owner, now, lease).cte("claimed")
-        left = and_(_unleased(kinds, min_priority), _c.id.not_in(select(picked.c.id)))
-        later = select(func.min(_c.run_at).label("next_run_at")).where(left).cte("later")
-        # One row even when nothing was claimed: `later`'s, with no job.
-        stmt = select(claimed, later.c.next_run_at).select_from(later.outerjoin(claimed, true()))
-        rows = (await self._session.execute(stmt)).all()
+        _, with_next = _claim_statements(True, kinds is not None, min_priority is not None)
+        params = _claim_params(owner, now, limit, lease, kinds, min_priority)
+        rows = (await self._session.execute(with_next, params)).all()
         jobs = _in_claim_order(row for row in rows if row.id is not None)
         return jobs, None if len(jobs) == limit else rows[0].next_run_at
-
-    def _pick(
-        self,
-        now: datetime,
-        limit: int,
-        *,
-        kinds: Collection[str] | None,
-        min_priority: int | None,
-    ) -> CTE:
-        """The due jobs a claim takes, in claim order (locked, skipping locked ones, on
-        PostgreSQL)."""
-        pick = (
-            select(_c.id)
-            .where(
-                _c.dead_at.is_(None),
-                _c.run_at <= now,
-                or_(_c.lease_expires_at.is_(None), _c.lease_expires_at < now),
-            )
-            .order_by(_c.priority.desc(), _c.run_at, _c.id)
-            .limit(limit)
-        )
-        if kinds is not None:
-            pick = pick.where(_c.kind.in_(list(kinds)))
-        if min_priority is not None:
-            pick = pick.where(_c.priority >= min_priority)
-        if self._is_postgres():
-            pick = pick.with_for_update(skip_locked=True)
-        return pick.cte("picked").prefix_with("MATERIALIZED", dialect="postgresql")
 
     async def complete(self, job_id: str, owner: str) -> bool:
         """Delete the finished job; False when `owner` no longer holds its lease."""
@@ -430,8 +472,9 @@ class JobRepository:
     ) -> datetime | None:
         """The earliest `run_at` of a job nobody holds (expired leases are not seen:
         the worker's poll interval bounds how late they are picked up)."""
-        stmt = select(func.min(_c.run_at)).where(_unleased(kinds, min_priority))
-        due: datetime | None = await self._session.scalar(stmt)
+        stmt = _next_run_at(self._is_postgres(), kinds is not None, min_priority is not None)
+        params = _claim_params("", None, 0, timedelta(0), kinds, min_priority)
+        due: datetime | None = await self._session.scalar(stmt, params)
         return due
 
     async def get(self, job_id: str) -> Job | None:
