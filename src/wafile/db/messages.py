@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import (
     Select,
     Table,
+    Update,
     and_,
     bindparam,
     delete,
@@ -155,6 +156,32 @@ def _for_send() -> Select[MessageRow, MediaRow, datetime, str, datetime]:
 _FOR_SEND = _for_send()
 
 
+def _save_state() -> Update:
+    table = cast(Table, MessageRow.__table__)
+    return (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            state=bindparam("b_state"),
+            status=bindparam("b_status"),
+            # No change a reader sees keeps updated_at (NULL: keep it).
+            updated_at=func.coalesce(
+                bindparam("b_changed_at", type_=table.c.updated_at.type), table.c.updated_at
+            ),
+        )
+    )
+
+
+# Built once, as _FOR_SEND: statements every sent batch and status webhook runs.
+_GET_MANY = (
+    select(MessageRow)
+    .where(MessageRow.id.in_(bindparam("message_ids", expanding=True)))
+    .order_by(MessageRow.id)
+)
+_GET_MANY_LOCKED = _GET_MANY.with_for_update()
+_SAVE_STATE = _save_state()
+
+
 class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -225,12 +252,10 @@ class MessageRepository:
     async def get_many(self, message_ids: list[str], *, lock: bool = False) -> dict[str, Message]:
         """Several messages by id, in one query; `lock` holds them (PostgreSQL) in id
         order, so two transactions locking overlapping sets cannot deadlock."""
-        stmt = (
-            select(MessageRow).where(MessageRow.id.in_(padded(message_ids))).order_by(MessageRow.id)
-        )
-        if lock and self._session.get_bind().dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
-        return {row.id: _message(row) for row in await self._session.scalars(stmt)}
+        locks = lock and self._session.get_bind().dialect.name == "postgresql"
+        stmt = _GET_MANY_LOCKED if locks else _GET_MANY
+        rows = await self._session.scalars(stmt, {"message_ids": padded(message_ids)})
+        return {row.id: _message(row) for row in rows}
 
     async def page(
         self,
@@ -286,21 +311,8 @@ class MessageRepository:
         """Keep the state after an event of several messages, (id, snapshot,
         changed_at) each, in one executemany statement; `changed_at` moves `updated_at`
         (None: the event changed nothing a reader sees)."""
-        table = cast(Table, MessageRow.__table__)
-        stmt = (
-            update(table)
-            .where(table.c.id == bindparam("b_id"))
-            .values(
-                state=bindparam("b_state"),
-                status=bindparam("b_status"),
-                # No change a reader sees keeps updated_at (NULL: keep it).
-                updated_at=func.coalesce(
-                    bindparam("b_changed_at", type_=table.c.updated_at.type), table.c.updated_at
-                ),
-            )
-        )
         await self._session.execute(
-            stmt,
+            _SAVE_STATE,
             [
                 {
                     "b_id": message_id,

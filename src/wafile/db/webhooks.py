@@ -10,7 +10,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, insert, or_, select, text, tuple_, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +31,22 @@ __all__ = ["WebhookRepository"]
 
 _statuses = cast(Table, ProviderStatusRow.__table__)
 _ADD_RECEIPT = insert(cast(Table, WebhookReceiptRow.__table__))
+
+
+# Built once: every sent batch and status webhook runs them.
+_HOLD_PROVIDER_IDS = text(
+    "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(x, 0)"
+    " AS k FROM unnest(CAST(:keys AS text[])) AS x) AS held ORDER BY k"
+)
+_STATUSES_OF = (
+    select(ProviderStatusRow)
+    .where(
+        tuple_(ProviderStatusRow.sender_id, ProviderStatusRow.provider_id).in_(
+            bindparam("keys", expanding=True)
+        )
+    )
+    .order_by(ProviderStatusRow.at, ProviderStatusRow.received_at)
+)
 
 
 class WebhookRepository:
@@ -186,10 +202,7 @@ class WebhookRepository:
         # The same lock numbers as hold_provider_id. The lock function is volatile, so
         # PostgreSQL evaluates it after the sort, in ORDER BY's order.
         await self._session.execute(
-            text(
-                "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(x, 0)"
-                " AS k FROM unnest(CAST(:keys AS text[])) AS x) AS held ORDER BY k"
-            ),
+            _HOLD_PROVIDER_IDS,
             {"keys": sorted({sender_id + provider_id for sender_id, provider_id in keys})},
         )
 
@@ -211,12 +224,7 @@ class WebhookRepository:
         each key's in the provider's order; keys with none are left out."""
         if not keys:
             return {}
-        table = ProviderStatusRow
-        rows = await self._session.scalars(
-            select(table)
-            .where(tuple_(table.sender_id, table.provider_id).in_(padded(keys)))
-            .order_by(table.at, table.received_at)
-        )
+        rows = await self._session.scalars(_STATUSES_OF, {"keys": padded(keys)})
         found: dict[tuple[str, str], list[StatusUpdate]] = {}
         for r in rows:
             found.setdefault((r.sender_id, r.provider_id), []).append(
