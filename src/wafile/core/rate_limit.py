@@ -33,10 +33,10 @@ __all__ = [
     "Granted",
     "Refused",
     "SendRate",
+    "check_at_once",
     "fresh",
     "from_micros",
     "grant_limit",
-    "granted_slot",
     "granted_slots",
     "micros",
     "most_at_once",
@@ -145,8 +145,7 @@ def take_all(
     them, when they would grant them all; otherwise None, and nothing is taken (no
     slot, no place in the line). Concurrent sends of one sender take their slots in
     one statement this way (`db/rate_limits.py`). `count` is at most `most_at_once`."""
-    if not 1 <= count <= most_at_once(rate, max_wait):
-        raise ValueError(f"count must be from 1 to {most_at_once(rate, max_wait)}")
+    check_at_once(count, rate, max_wait)
     # After its first grant a bucket's next_at is at least `now`, so the i-th of the
     # sends finds next_at = base + i * interval; the last of them decides.
     base = max(bucket.next_at, now)
@@ -162,8 +161,15 @@ def most_at_once(rate: SendRate, max_wait: int) -> int:
     return 1 + (rate.tolerance + max_wait) // rate.interval
 
 
+def check_at_once(count: int, rate: SendRate, max_wait: int) -> None:
+    """ValueError unless `take_all` may take `count` slots at once."""
+    if not 1 <= count <= most_at_once(rate, max_wait):
+        raise ValueError(f"count must be from 1 to {most_at_once(rate, max_wait)}")
+
+
 def granted_slots(next_at: int, count: int, *, now: int, rate: SendRate) -> list[Granted]:
-    """The `count` slots a `take_all` took, in order, from `next_at` after it."""
+    """The `count` slots a `take_all` took (or `take`, one), in order, from `next_at`
+    after it (what the database returns)."""
     # The i-th send's slot is max(now, next_at_i - tolerance), its next_at_i being
     # next_at after - (count - i) * interval (the first one's too: see `take_all`).
     return [
@@ -175,10 +181,3 @@ def granted_slots(next_at: int, count: int, *, now: int, rate: SendRate) -> list
 def grant_limit(now: int, *, rate: SendRate, max_wait: int) -> int:
     """A slot is granted when `next_at` is at most this (its wait is then <= max_wait)."""
     return now + rate.tolerance + max_wait
-
-
-def granted_slot(next_at: int, *, now: int, rate: SendRate) -> int:
-    """The slot a grant took, from `next_at` after it (what the database returns)."""
-    # next_at after = max(next_at before, now) + interval, and the slot is
-    # max(now, next_at before - tolerance) = max(now, next_at after - interval - tolerance).
-    return max(now, next_at - rate.interval - rate.tolerance)

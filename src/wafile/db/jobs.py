@@ -174,9 +174,14 @@ def _next_run_at(postgres: bool, kinds: bool, priority: bool) -> Select[Any]:
     return select(func.min(_c.run_at)).where(_unleased(postgres, kinds, priority))
 
 
+def _kind_params(kinds: Collection[str] | None, min_priority: int | None) -> dict[str, Any]:
+    """The parameters of `_of_kinds`'s conditions."""
+    return {"kinds": sorted(kinds) if kinds is not None else None, "min_priority": min_priority}
+
+
 def _claim_params(
     owner: str,
-    now: datetime | None,
+    now: datetime,
     limit: int,
     lease: timedelta,
     kinds: Collection[str] | None,
@@ -186,9 +191,8 @@ def _claim_params(
         "now": now,
         "limit": limit,
         "owner": owner,
-        "lease_until": now + lease if now is not None else None,
-        "kinds": sorted(kinds) if kinds is not None else None,
-        "min_priority": min_priority,
+        "lease_until": now + lease,
+        **_kind_params(kinds, min_priority),
     }
 
 
@@ -480,8 +484,7 @@ class JobRepository:
         """The earliest `run_at` of a job nobody holds (expired leases are not seen:
         the worker's poll interval bounds how late they are picked up)."""
         stmt = _next_run_at(self._is_postgres(), kinds is not None, min_priority is not None)
-        params = _claim_params("", None, 0, timedelta(0), kinds, min_priority)
-        due: datetime | None = await self._session.scalar(stmt, params)
+        due: datetime | None = await self._session.scalar(stmt, _kind_params(kinds, min_priority))
         return due
 
     async def get(self, job_id: str) -> Job | None:

@@ -41,10 +41,9 @@ from wafile.core.rate_limit import (
     Granted,
     Refused,
     SendRate,
+    check_at_once,
     grant_limit,
-    granted_slot,
     granted_slots,
-    most_at_once,
 )
 from wafile.db.tables import SendRateRow
 
@@ -126,12 +125,12 @@ class SendRateRepository:
 
     async def take(self, sender_id: str, *, now: int, rate: SendRate, max_wait: int) -> Decision:
         """`core.rate_limit.take` on the sender's row (microseconds since the epoch)."""
-        postgres = self._session.get_bind().dialect.name == "postgresql"
-        grant, refuse = _TAKE_PG if postgres else _TAKE_SQLITE
+        grant, refuse = self._statements()
         params = _params(sender_id, 1, now=now, rate=rate, max_wait=max_wait)
         next_at = await self._session.scalar(grant, params)
         if next_at is not None:
-            return Granted(at=granted_slot(next_at, now=now, rate=rate))
+            [granted] = granted_slots(next_at, 1, now=now, rate=rate)
+            return granted
         retry_at = await self._session.scalar(refuse, params)
         if retry_at is None:  # its sender was deleted since the first statement
             raise RuntimeError(f"the send rate row of {sender_id} vanished")
@@ -142,15 +141,18 @@ class SendRateRepository:
     ) -> list[Granted] | None:
         """`core.rate_limit.take_all` on the sender's row: `count` slots in one
         statement, or None and nothing taken."""
-        if not 1 <= count <= most_at_once(rate, max_wait):  # a fresh row is not checked
-            raise ValueError(f"count must be from 1 to {most_at_once(rate, max_wait)}")
-        postgres = self._session.get_bind().dialect.name == "postgresql"
-        grant, _ = _TAKE_PG if postgres else _TAKE_SQLITE
+        check_at_once(count, rate, max_wait)  # the upsert does not check a fresh row
+        grant, _ = self._statements()
         params = _params(sender_id, count, now=now, rate=rate, max_wait=max_wait)
         next_at = await self._session.scalar(grant, params)
         if next_at is None:
             return None
         return granted_slots(next_at, count, now=now, rate=rate)
+
+    def _statements(self) -> tuple[Executable, Executable]:
+        """This database's grant and refusal (`_take`)."""
+        postgres = self._session.get_bind().dialect.name == "postgresql"
+        return _TAKE_PG if postgres else _TAKE_SQLITE
 
     async def get(self, sender_id: str) -> Bucket | None:
         found = (
