@@ -61,7 +61,9 @@ class SlotBatcher:
                 for slot in batch:
                     if not slot.done():
                         slot.set_exception(exc)
+        # Nothing awaited since the last look: no slot can be asked for in between.
         self._pending.pop(sender.id, None)
+        self._runners.pop(sender.id, None)  # a removed sender leaves nothing behind
 
     async def _take(
         self,
